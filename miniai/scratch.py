@@ -5,24 +5,29 @@
 # %% auto #0
 __all__ = ['log_softmax', 'nll', 'Module', 'SequentialModel', 'Optimizer', 'Sampler', 'BatchSampler', 'collate', 'DataLoader']
 
-# %% ../nbs/00_scratch.ipynb #9b8dace1
+# %% ../nbs/00_scratch.ipynb #8a3ce106
 import math, torch, fastcore.all as fc
 import torch.multiprocessing as mp
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from functools import reduce
-from torch import nn
+from torch import nn, Tensor
 
-# %% ../nbs/04_minibatch_training.ipynb #936945aa
-def log_softmax(x): 
+# %% ../nbs/04_minibatch_training.ipynb #65d3af80
+def log_softmax(x:Tensor # Scores (logits), classes along the last axis
+               )->Tensor: # Log-probabilities, the same shape as `x`
     "Log of the softmax over the last axis of `x`, computed stably with logsumexp."
     return x - x.logsumexp(-1, keepdim=True)
 
-def nll(inp, targ):
-    "Negative log likelihood: mean of `-inp[i, targ[i]]` over the batch (`inp` holds log-probabilities)."
+def nll(inp:Tensor, # Log-probabilities, one row per item
+        targ:Tensor # The class index of each item
+       )->Tensor: # Mean negative log-probability of the targets
+    "Negative log likelihood: the mean of `-inp[i, targ[i]]` over the batch."
     return -inp[range(targ.shape[0]), targ].mean()
 
-# %% ../nbs/04_minibatch_training.ipynb #3d652a60
+# %% ../nbs/04_minibatch_training.ipynb #a4015e62
 class Module:
-    "A minimal `nn.Module`: registers public attributes that are modules, and collects their parameters."
+    "A minimal `nn.Module`: registers public attributes that are modules, and collects their parameters; subclasses define `forward`."
     def __init__(self): self._modules = {}
     def __setattr__(self, k, v):
         if not k.startswith('_') and isinstance(v, (Module, nn.Module)): self._modules[k] = v
@@ -34,18 +39,20 @@ class Module:
         for l in self._modules.values(): yield from l.parameters()
     def __call__(self, *args, **kwargs): return self.forward(*args, **kwargs)
 
-# %% ../nbs/04_minibatch_training.ipynb #3fca2b79
+# %% ../nbs/04_minibatch_training.ipynb #03a20ac8
 class SequentialModel(nn.Module):
     "Apply `layers` in order, each to the output of the one before."
-    def __init__(self, *layers):
+    def __init__(self, *layers:nn.Module): # The layers, in the order they are applied
         super().__init__()
         self.layers = nn.ModuleList(layers)
     def forward(self, x): return reduce(lambda x, layer: layer(x), self.layers, x)
 
-# %% ../nbs/04_minibatch_training.ipynb #95e0ab8d
+# %% ../nbs/04_minibatch_training.ipynb #c2575ce2
 class Optimizer:
     "Plain SGD: `step` moves each parameter against its gradient by `lr`; `zero_grad` clears the gradients."
-    def __init__(self, params, lr=0.5):
+    def __init__(self,
+                 params, # The parameters to train (any iterable; kept as a list)
+                 lr:float=0.5): # Learning rate, a positive number
         if not lr > 0: raise ValueError(f"lr should be a positive number, but got lr={lr!r}")
         self.params, self.lr = list(params), lr
     def step(self):
@@ -55,32 +62,39 @@ class Optimizer:
     def zero_grad(self):
         for p in self.params: p.grad = None
 
-# %% ../nbs/04_minibatch_training.ipynb #643590bf
+# %% ../nbs/04_minibatch_training.ipynb #04b4fe25
 class Sampler:
     "The indices of `ds`, in order or (if `shuffle`) in a new random order each time it is iterated."
-    def __init__(self, ds, shuffle=False): self.n, self.shuffle = len(ds), shuffle
+    def __init__(self,
+                 ds, # Anything with a length
+                 shuffle:bool=False): # A new random permutation (from `torch`'s generator) every epoch?
+        self.n, self.shuffle = len(ds), shuffle
     def __len__(self): return self.n
     def __iter__(self): return iter(torch.randperm(self.n).tolist() if self.shuffle else range(self.n))
 
-# %% ../nbs/04_minibatch_training.ipynb #79952b4a
+# %% ../nbs/04_minibatch_training.ipynb #9636f34e
 def _check_bs(bs):
     if isinstance(bs, bool) or not isinstance(bs, int) or bs<=0:
         raise ValueError(f"batch size should be a positive integer value, but got bs={bs!r}")
 
 class BatchSampler:
     "Lists of `bs` indices from `sampler`; the last one is shorter unless `drop_last`."
-    def __init__(self, sampler, bs, drop_last=False):
+    def __init__(self,
+                 sampler, # Yields indices
+                 bs:int, # Batch size, a positive integer
+                 drop_last:bool=False): # Drop a last batch shorter than `bs`?
         _check_bs(bs)
         fc.store_attr()
     def __len__(self): return len(self.sampler)//self.bs if self.drop_last else math.ceil(len(self.sampler)/self.bs)
     def __iter__(self): yield from fc.chunked(iter(self.sampler), self.bs, drop_last=self.drop_last)
 
-# %% ../nbs/04_minibatch_training.ipynb #b26500a3
-def collate(b):
+# %% ../nbs/04_minibatch_training.ipynb #992449ec
+def collate(b:list # Items, each a tuple of tensors such as `(x, y)`
+           )->tuple: # One stacked tensor per position in the items
     "Stack a list of `(x, y, ...)` items into a tuple of batched tensors."
     return tuple(torch.stack(o) for o in zip(*b))
 
-# %% ../nbs/04_minibatch_training.ipynb #701319a2
+# %% ../nbs/04_minibatch_training.ipynb #f6d89e37
 def _fetch(ds, b, collate_fn): return ds[b] if collate_fn is None else collate_fn([ds[i] for i in b])
 
 def _init_worker(ds, collate_fn):
@@ -94,7 +108,11 @@ def _fetch_in_worker(b):
 
 class DataLoader:
     "Batches of `ds` in the order of the batch sampler `batchs`, fetched by `n_workers` processes (0: in this one)."
-    def __init__(self, ds, batchs, n_workers=0, collate_fn=collate):
+    def __init__(self,
+                 ds, # The dataset
+                 batchs, # Yields lists of indices, e.g. a `BatchSampler`
+                 n_workers:int=0, # Worker processes; 0 fetches in this process
+                 collate_fn=collate): # Builds a batch from a list of items; `None`: `ds[b]` returns the whole batch
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers<0:
             raise ValueError(f"n_workers should be a non-negative integer value, but got n_workers={n_workers!r}")
         fc.store_attr()
@@ -103,5 +121,9 @@ class DataLoader:
         if not self.n_workers:
             yield from (_fetch(self.ds, b, self.collate_fn) for b in self.batchs)
             return
-        with mp.Pool(self.n_workers, _init_worker, (self.ds, self.collate_fn)) as pool:
-            yield from pool.imap(_fetch_in_worker, self.batchs)
+        with ProcessPoolExecutor(self.n_workers, mp.get_context(), _init_worker, (self.ds, self.collate_fn)) as ex:
+            futs = deque()
+            for b in self.batchs:
+                futs.append(ex.submit(_fetch_in_worker, b))
+                if len(futs) == 2*self.n_workers: yield futs.popleft().result()
+            while futs: yield futs.popleft().result()

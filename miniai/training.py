@@ -6,33 +6,45 @@
 __all__ = ['accuracy', 'report', 'Dataset', 'fit', 'get_dls', 'DataLoader', 'SequentialSampler', 'RandomSampler', 'BatchSampler',
            'default_collate']
 
-# %% ../nbs/04_minibatch_training.ipynb #e16f6f86
+# %% ../nbs/04_minibatch_training.ipynb #eabddca6
 import torch
-from torch import nn, tensor
+from torch import nn, tensor, Tensor
 from torch.utils.data import DataLoader, SequentialSampler, RandomSampler, BatchSampler, default_collate
 _all_ = ['DataLoader', 'SequentialSampler', 'RandomSampler', 'BatchSampler', 'default_collate']
 
-# %% ../nbs/04_minibatch_training.ipynb #829b0ae3
-def accuracy(out, yb):
+# %% ../nbs/04_minibatch_training.ipynb #020970f1
+def accuracy(out:Tensor, # Model outputs, one row of class scores per item
+             yb:Tensor # The target class index of each item
+            )->Tensor: # Share of items whose top score is the target, in [0, 1]
     "Share of rows of `out` whose highest score is at the index given by `yb`."
     return (out.argmax(dim=1)==yb).float().mean()
 
-def report(loss, preds, yb):
+def report(loss:Tensor, # Loss of the batch
+           preds:Tensor, # Model outputs for the batch
+           yb:Tensor): # Targets of the batch
     "Print the loss and the accuracy of `preds` against `yb`, two decimals each."
     print(f'{loss:.2f}, {accuracy(preds, yb):.2f}')
 
-# %% ../nbs/04_minibatch_training.ipynb #81eec31a
+# %% ../nbs/04_minibatch_training.ipynb #05db0ab3
 class Dataset:
     "Pairs of `x[i]` and `y[i]`; index with an int, a slice or a list of indices."
-    def __init__(self, x, y):
+    def __init__(self,
+                 x, # Inputs, indexable, one per item
+                 y): # Targets, the same length as `x`
         if len(x)!=len(y): raise ValueError(f"x and y should have the same length, but got len(x)={len(x)} and len(y)={len(y)}")
         self.x, self.y = x, y
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.y[i]
 
-# %% ../nbs/04_minibatch_training.ipynb #d148ba81
-def fit(epochs, model, loss_func, opt, train_dl, valid_dl):
-    "Train `model` for `epochs` on `train_dl`, printing loss and accuracy on all of `valid_dl` after each epoch; return the last pair."
+# %% ../nbs/04_minibatch_training.ipynb #24c3b5ef
+def fit(epochs:int, # Passes over `train_dl`; 0 does nothing
+        model:nn.Module, # The model to train
+        loss_func, # Called as `loss_func(preds, yb)`
+        opt, # Optimizer over the model's parameters, with `step` and `zero_grad`
+        train_dl, # Training batches `(xb, yb)`
+        valid_dl # Validation batches, at least one
+       )->tuple: # Validation loss and accuracy after the last epoch (`None` for 0 epochs)
+    "Train `model` for `epochs` on `train_dl`, printing loss and accuracy on all of `valid_dl` after each epoch."
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs<0:
         raise ValueError(f"epochs should be a non-negative integer value, but got epochs={epochs!r}")
     res = None
@@ -56,8 +68,12 @@ def fit(epochs, model, loss_func, opt, train_dl, valid_dl):
         print(epoch, *(f'{o:.4f}' for o in res))
     return res
 
-# %% ../nbs/04_minibatch_training.ipynb #24dd280d
-def get_dls(train_ds, valid_ds, bs, **kwargs):
-    "A shuffled training `DataLoader` with batch size `bs` and a validation one with `2*bs`; `kwargs` go to both."
+# %% ../nbs/04_minibatch_training.ipynb #59c29963
+def get_dls(train_ds, # Training dataset
+            valid_ds, # Validation dataset
+            bs:int, # Training batch size; validation uses `2*bs`
+            **kwargs # Passed to both `DataLoader`s, e.g. `collate_fn`, `num_workers`
+           )->tuple: # The training and the validation `DataLoader`
+    "A shuffled training `DataLoader` and a validation one with twice the batch size."
     return (DataLoader(train_ds, batch_size=bs, shuffle=True, **kwargs),
             DataLoader(valid_ds, batch_size=bs*2, **kwargs))

@@ -1,0 +1,214 @@
+"miniai.scratch held to PyTorch's behaviour, and the bad inputs of miniai.training and miniai.scratch."
+import multiprocessing, os, pytest, torch
+from concurrent.futures.process import BrokenProcessPool
+from hypothesis import given, settings, strategies as st
+from torch import nn, optim
+import torch.utils.data as tud
+import torch.nn.functional as F
+from miniai.training import Dataset, fit, get_dls, accuracy
+from miniai.scratch import Module, SequentialModel, Optimizer, Sampler, BatchSampler, collate, DataLoader, log_softmax, nll
+
+def tensor_ds(n=100, d=3):
+    x = torch.arange(n*d, dtype=torch.float32).reshape(n, d)
+    return Dataset(x, torch.arange(n))
+
+# samplers and batch samplers against PyTorch's
+
+@given(n=st.integers(0, 300))
+def test_sampler_in_order_like_sequential(n):
+    assert list(Sampler(range(n))) == list(tud.SequentialSampler(range(n)))
+    assert len(Sampler(range(n))) == n
+
+@given(n=st.integers(1, 300))
+@settings(max_examples=30)
+def test_shuffled_sampler_every_index_once(n):
+    assert sorted(Sampler(range(n), shuffle=True)) == list(range(n))
+
+def test_shuffled_sampler_new_order_each_epoch_and_seeded():
+    s = Sampler(range(1000), shuffle=True)
+    torch.manual_seed(0); a,b = list(s),list(s)
+    assert a != b and sorted(a) == sorted(b) == list(range(1000))
+    torch.manual_seed(0)
+    assert list(s) == a
+
+@given(n=st.integers(0, 200), bs=st.integers(1, 50), drop_last=st.booleans(), shuffle=st.booleans())
+def test_batch_sampler_like_pytorch(n, bs, drop_last, shuffle):
+    ours = BatchSampler(Sampler(range(n), shuffle), bs, drop_last)
+    theirs = tud.BatchSampler(tud.SequentialSampler(range(n)), bs, drop_last)
+    batches = list(ours)
+    assert len(ours) == len(theirs) == len(batches)
+    if not shuffle: assert batches == list(theirs)
+    assert [len(b) for b in batches] == [len(b) for b in theirs]  # full batches, then the short one unless dropped
+    flat = [i for b in batches for i in b]
+    assert len(set(flat)) == len(flat)
+    if not drop_last: assert sorted(flat) == list(range(n))
+
+@pytest.mark.parametrize('bs', [0, -1, 2.5, '4', None, True])
+def test_batch_size_must_be_positive_int(bs):
+    with pytest.raises(ValueError, match=f'bs={bs!r}'.replace('.', r'\.')): BatchSampler(Sampler(range(10)), bs)
+
+@pytest.mark.parametrize('bs', [0, -3, 2.5])
+def test_pytorch_loaders_from_get_dls_reject_bad_batch_size(bs):
+    ds = tensor_ds()
+    with pytest.raises(ValueError, match=f'batch_size={bs}'): get_dls(ds, ds, bs)
+
+# collate, Module, Optimizer
+
+def test_collate_equals_default_collate():
+    ds = tensor_ds()
+    items = [ds[i] for i in (5, 1, 7)]
+    ours, theirs = collate(items), tud.default_collate(items)
+    assert isinstance(ours, tuple) and len(ours) == len(theirs) == 2
+    for a,b in zip(ours, theirs): assert torch.equal(a, b)
+    x3 = [(torch.ones(2), torch.tensor(1), torch.zeros(3)) for _ in range(4)]
+    assert all(torch.equal(a, b) for a,b in zip(collate(x3), tud.default_collate(x3)))
+
+def test_module_registers_same_parameters_as_nn_module():
+    class Ours(Module):
+        def __init__(self):
+            super().__init__()
+            self.l1, self.l2, self.n, self._hidden = nn.Linear(4, 3), nn.Linear(3, 2), 5, nn.Linear(2, 2)
+        def forward(self, x): return self.l2(F.relu(self.l1(x)))
+    class Theirs(nn.Module):
+        def __init__(self, o):
+            super().__init__()
+            self.l1, self.l2 = o.l1, o.l2
+        def forward(self, x): return self.l2(F.relu(self.l1(x)))
+    o = Ours()
+    t = Theirs(o)
+    assert [p is q for p,q in zip(o.parameters(), t.parameters())] == [True]*4
+    assert len(list(o.parameters())) == len(list(t.parameters())) == 4
+    assert list(o._modules) == ['l1', 'l2']
+    x = torch.randn(5, 4)
+    assert torch.equal(o(x), t(x))
+    assert 'l1' in repr(o) and 'Linear(in_features=4' in repr(o)
+
+def test_nested_module_parameters():
+    class Inner(Module):
+        def __init__(self): super().__init__(); self.lin = nn.Linear(2, 2)
+    class Outer(Module):
+        def __init__(self): super().__init__(); self.inner, self.head = Inner(), nn.Linear(2, 1)
+    assert len(list(Outer().parameters())) == 4
+    assert '(inner): Inner(' in repr(Outer())
+
+def test_sequential_model_matches_nn_sequential():
+    layers = [nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)]
+    x = torch.randn(6, 4)
+    assert torch.equal(SequentialModel(*layers)(x), nn.Sequential(*layers)(x))
+
+def test_optimizer_step_equals_sgd():
+    torch.manual_seed(0)
+    a = [torch.randn(3, 4, requires_grad=True), torch.randn(4, requires_grad=True)]
+    b = [p.detach().clone().requires_grad_() for p in a]
+    for pa,pb in zip(a, b): pa.grad = pb.grad = torch.randn_like(pa)
+    opt, sgd = Optimizer(a, lr=0.1), optim.SGD(b, lr=0.1)
+    opt.step(); sgd.step()
+    for pa,pb in zip(a, b): assert torch.allclose(pa, pb)
+    opt.zero_grad(); sgd.zero_grad()
+    assert all(p.grad is None for p in a + b)
+
+@pytest.mark.parametrize('lr', [0, -0.1])
+def test_optimizer_rejects_bad_lr(lr):
+    with pytest.raises(ValueError, match=f'lr={lr}'): Optimizer([torch.zeros(1, requires_grad=True)], lr=lr)
+
+def test_loss_pieces_match_pytorch():
+    x, y = torch.randn(8, 5)*50, torch.randint(0, 5, (8,))
+    assert torch.allclose(log_softmax(x), F.log_softmax(x, -1), atol=1e-5)
+    assert torch.allclose(nll(log_softmax(x), y), F.cross_entropy(x, y))
+
+# Dataset and the DataLoaders
+
+def test_dataset_lengths_must_match():
+    with pytest.raises(ValueError, match=r'len\(x\)=3 and len\(y\)=2'): Dataset(torch.zeros(3), torch.zeros(2))
+
+def test_dataset_indexing():
+    ds = tensor_ds()
+    x, y = ds[[3, 6, 8]]
+    assert x.shape == (3, 3) and y.tolist() == [3, 6, 8] and len(ds) == 100
+
+@pytest.mark.parametrize('collate_fn', [collate, None])
+def test_multiprocessing_loader_same_batches(collate_fn):
+    ds = tensor_ds(203)
+    batchs = list(BatchSampler(Sampler(ds, shuffle=True), 16))
+    one = list(DataLoader(ds, batchs, collate_fn=collate_fn))
+    two = list(DataLoader(ds, batchs, n_workers=2, collate_fn=collate_fn))
+    assert len(one) == len(two) == 13
+    for (xa,ya),(xb,yb) in zip(one, two): assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert not multiprocessing.active_children()
+
+def test_loader_len_and_per_item_equals_precollated():
+    ds = tensor_ds(50)
+    batchs = BatchSampler(Sampler(ds), 8)
+    dl = DataLoader(ds, batchs)
+    assert len(dl) == 7
+    for (xa,ya),(xb,yb) in zip(dl, DataLoader(ds, batchs, collate_fn=None)): assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+class Failing(Dataset):
+    def __getitem__(self, i):
+        if 13 in (i if isinstance(i, list) else [i]): raise KeyError(f'item 13 is broken')
+        return super().__getitem__(i)
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize('collate_fn', [collate, None])
+def test_worker_exception_reaches_caller_and_workers_end(collate_fn):
+    ds = Failing(torch.zeros(40, 2), torch.zeros(40))
+    dl = DataLoader(ds, BatchSampler(Sampler(ds), 4), n_workers=2, collate_fn=collate_fn)
+    with pytest.raises(KeyError, match='item 13 is broken'): list(dl)
+    assert not multiprocessing.active_children()
+
+def test_stopping_early_ends_workers():
+    ds = tensor_ds(100)
+    it = iter(DataLoader(ds, BatchSampler(Sampler(ds), 4), n_workers=2))
+    next(it)
+    assert multiprocessing.active_children()
+    it.close()
+    assert not multiprocessing.active_children()
+
+@pytest.mark.parametrize('n', [-1, 1.5, '2'])
+def test_loader_rejects_bad_n_workers(n):
+    ds = tensor_ds()
+    with pytest.raises(ValueError, match=f'n_workers={n!r}'.replace('.', r'\.')): DataLoader(ds, BatchSampler(Sampler(ds), 4), n_workers=n)
+
+# fit
+
+def fit_parts(n=64):
+    torch.manual_seed(0)
+    ds = Dataset(torch.randn(n, 4), torch.randint(0, 2, (n,)))
+    model = nn.Sequential(nn.Linear(4, 2))
+    return model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1), ds
+
+def test_fit_reports_whole_validation_set(capsys):
+    model, loss_func, opt, ds = fit_parts()
+    train_dl, valid_dl = get_dls(ds, ds, 10)
+    loss, acc = fit(2, model, loss_func, opt, train_dl, valid_dl)
+    with torch.no_grad(): pred = model(ds.x)
+    assert loss == pytest.approx(loss_func(pred, ds.y).item(), rel=1e-5)
+    assert acc == pytest.approx(accuracy(pred, ds.y).item(), rel=1e-5)
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+def test_fit_empty_validation_loader():
+    model, loss_func, opt, ds = fit_parts()
+    empty = tud.DataLoader(Dataset(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), batch_size=4)
+    with pytest.raises(ValueError, match='valid_dl should yield at least one batch'): fit(1, model, loss_func, opt, get_dls(ds, ds, 8)[0], empty)
+
+@pytest.mark.parametrize('epochs', [-1, 1.5])
+def test_fit_rejects_bad_epochs(epochs):
+    model, loss_func, opt, ds = fit_parts()
+    with pytest.raises(ValueError, match=f'epochs={epochs}'): fit(epochs, model, loss_func, opt, *get_dls(ds, ds, 8))
+
+def test_fit_zero_epochs_is_a_no_op():
+    model, loss_func, opt, ds = fit_parts()
+    before = [p.clone() for p in model.parameters()]
+    assert fit(0, model, loss_func, opt, *get_dls(ds, ds, 8)) is None
+    assert all(torch.equal(a, b) for a,b in zip(before, model.parameters()))
+
+class Dying(Dataset):
+    def __getitem__(self, i):
+        if 13 in (i if isinstance(i, list) else [i]): os._exit(1)  # a worker killed, e.g. for memory
+        return super().__getitem__(i)
+
+@pytest.mark.timeout(60)
+def test_dead_worker_raises_instead_of_hanging():
+    ds = Dying(torch.zeros(40, 2), torch.zeros(40))
+    with pytest.raises(BrokenProcessPool): list(DataLoader(ds, BatchSampler(Sampler(ds), 4), n_workers=2))
+    assert not multiprocessing.active_children()
