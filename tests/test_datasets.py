@@ -1,0 +1,220 @@
+"Tests of `miniai.datasets` (lesson 05) on small slices of the local Fashion-MNIST; nothing here is timed."
+import inspect, pickle, re, sys
+from pathlib import Path
+import numpy as np, pytest, torch
+import matplotlib.pyplot as plt
+from PIL import Image
+from datasets import load_dataset, Dataset as HFDataset, DatasetDict
+from torch.utils.data import DataLoader, default_collate
+from miniai.datasets import *
+
+root = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(root/'bench'))
+import bench_05
+
+@pytest.fixture(scope='module')
+def dd(): return load_dataset(str(root/'nbs'/'fashion_mnist'))
+
+@pytest.fixture(scope='module')
+def small(dd): return DatasetDict(train=dd['train'].select(range(300)), test=dd['test'].select(range(100)))
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close('all')
+
+@inplace
+def transformi(b): b['image'] = [to_tensor(o) for o in b['image']]
+
+def u8(*shape): return np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+
+def test_to_tensor():
+    a = u8(28, 28)
+    t = to_tensor(Image.fromarray(a))
+    assert t.shape==(1, 28, 28) and t.dtype==torch.float32
+    assert torch.equal(t[0], torch.from_numpy(a).float()/255)
+    rgb = u8(4, 5, 3)
+    assert torch.equal(to_tensor(rgb), torch.from_numpy(rgb).permute(2, 0, 1).float()/255)
+    assert torch.equal(to_tensor(np.full((2, 2), 0.5)), torch.full((1, 2, 2), 0.5))  # only bytes are scaled
+    with pytest.raises(ValueError, match=r'\(2, 1, 28, 28\)'): to_tensor(u8(2, 1, 28, 28))
+
+def test_collate_dict_feature_order_and_values():
+    ds = HFDataset.from_dict({'b': [1, 2, 3], 'a': [10., 20., 30.]})
+    items = [ds[2], ds[0]]
+    res = collate_dict(ds)(items)
+    ref = default_collate(items)
+    assert isinstance(res, tuple) and len(res)==2
+    assert torch.equal(res[0], ref['b']) and torch.equal(res[1], ref['a'])
+    assert res[0].tolist()==[3, 1] and res[1].tolist()==[30., 10.]
+
+def test_collate_dict_on_fashion_mnist(small):
+    tds = small['train'].with_transform(transformi)
+    xb, yb = collate_dict(tds)([tds[i] for i in range(4)])
+    assert xb.shape==(4, 1, 28, 28) and yb.tolist()==small['train'][:4]['label']
+    xb2, yb2 = next(iter(DataLoader(tds, batch_size=4, collate_fn=collate_dict(tds))))
+    assert torch.equal(xb, xb2) and torch.equal(yb, yb2)
+
+def test_collate_dict_single_feature_and_pickle():
+    ds = HFDataset.from_dict({'v': [1, 2]})
+    f = pickle.loads(pickle.dumps(collate_dict(ds)))  # worker processes may need to pickle it
+    res = f([ds[0], ds[1]])
+    assert isinstance(res, tuple) and len(res)==1 and res[0].tolist()==[1, 2]
+
+def test_collate_dict_needs_features(dd):
+    with pytest.raises(TypeError, match='features.*list'): collate_dict([{'a': 1}])
+    with pytest.raises(TypeError, match=r"DatasetDict.*dd\['train'\]"): collate_dict(dd)
+
+def test_inplace():
+    def add_one(b): b['x'] = [o+1 for o in b['x']]
+    f = inplace(add_one)
+    b = {'x': [1, 2]}
+    assert f(b) is b and b=={'x': [2, 3]}
+    assert f.__name__=='add_one'
+
+def drawn(ax): return ax.images[0].get_array()
+
+t3 = torch.rand(3, 5, 7)
+@pytest.mark.parametrize('im,shape', [
+    (Image.fromarray(u8(5, 7)), (5, 7)),
+    (Image.fromarray(u8(5, 7, 3)), (5, 7, 3)),
+    (u8(5, 7), (5, 7)),
+    (u8(5, 7, 3), (5, 7, 3)),
+    (u8(5, 7, 1), (5, 7)),
+    (torch.rand(1, 5, 7), (5, 7)),
+    (t3, (5, 7, 3)),
+    (torch.rand(5, 7), (5, 7)),
+    (torch.rand(5, 7, 3), (5, 7, 3)),
+    (torch.rand(1, 5, 7, requires_grad=True)*2, (5, 7)),
+    (torch.rand(3, 5, 7, dtype=torch.bfloat16), (5, 7, 3)),
+], ids=['PIL L', 'PIL RGB', 'numpy HW', 'numpy HWC', 'numpy HW1', 'tensor 1HW', 'tensor 3HW', 'tensor HW', 'tensor HWC', 'tensor with grad', 'tensor bfloat16'])
+def test_show_image_inputs(im, shape):
+    ax = show_image(im)
+    assert drawn(ax).shape==shape
+    assert list(ax.get_xticks())==[] and list(ax.get_yticks())==[] and not ax.axison
+
+def test_show_image_values_channels_last():
+    ax = show_image(t3)
+    np.testing.assert_array_equal(np.asarray(drawn(ax)), t3.permute(1, 2, 0).numpy())
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU')
+def test_show_image_gpu():
+    t = torch.rand(1, 5, 7, device='cuda', requires_grad=True)
+    np.testing.assert_array_equal(np.asarray(drawn(show_image(t))), t[0].detach().cpu().numpy())
+
+def test_show_image_options():
+    fig, ax = plt.subplots()
+    res = show_image(u8(5, 7), ax=ax, title='a title', noframe=False, cmap='viridis')
+    assert res is ax and ax.get_title()=='a title' and ax.axison
+    assert list(ax.get_xticks())==[] and ax.images[0].get_cmap().name=='viridis'
+    assert tuple(show_image(u8(5, 7), figsize=(2, 3)).figure.get_size_inches())==(2, 3)
+
+@pytest.mark.parametrize('im,shape', [(u8(2, 1, 28, 28), '(2, 1, 28, 28)'), (u8(5, 7, 5), '(5, 7, 5)'), (np.array(3), '()'), (torch.rand(2, 3, 5, 7), '(2, 3, 5, 7)')])
+def test_show_image_rejects_non_images(im, shape):
+    with pytest.raises(ValueError, match='got shape '+re.escape(shape)): show_image(im)
+    assert plt.get_fignums()==[]  # checked before any figure is made
+
+def test_show_image_signature_lists_imshow_args(capsys):
+    params = inspect.signature(show_image).parameters
+    assert 'cmap' in params and 'interpolation' in params and 'kwargs' not in params
+    help(show_image)
+    assert 'cmap' in capsys.readouterr().out
+
+def test_subplots():
+    fig, axs = subplots()
+    assert isinstance(axs, np.ndarray) and axs.shape==(1,) and tuple(fig.get_size_inches())==(3, 3)
+    fig, axs = subplots(2, 3, imsize=2, suptitle='hi', sharex=True)
+    assert axs.shape==(2, 3) and tuple(fig.get_size_inches())==(6, 4) and fig._suptitle.get_text()=='hi'
+    assert tuple(subplots(2, 2, figsize=(5, 1))[0].get_size_inches())==(5, 1)
+    assert 'sharex' in inspect.signature(subplots).parameters
+
+@pytest.mark.parametrize('n,shape', [(1, (1,)), (7, (2, 4)), (9, (3, 3)), (10, (3, 4))])
+def test_get_grid_visible_axes(n, shape):
+    fig, axs = get_grid(n, title='t')
+    assert axs.shape==shape
+    visible = [ax.axison for ax in axs.flat]
+    assert visible==[True]*n + [False]*(axs.size-n)
+    assert fig._suptitle.get_text()=='t' and fig._suptitle.get_weight()=='bold'
+
+def test_get_grid_rows_and_cols():
+    assert get_grid(10, ncols=5)[1].shape==(2, 5)
+    assert get_grid(10, nrows=4)[1].shape==(4, 3)
+    assert get_grid(6, 2, 3)[1].shape==(2, 3)
+
+@pytest.mark.parametrize('kw,msg', [(dict(n=0), 'n=0'), (dict(n=-2), 'n=-2'), (dict(n=2.5), 'n=2.5'), (dict(n=3, nrows=0), 'nrows=0'),
+                                    (dict(n=7, nrows=2, ncols=3), 'nrows=2 and ncols=3 give 6 axes, fewer than n=7')])
+def test_get_grid_rejects(kw, msg):
+    with pytest.raises(ValueError, match=msg): get_grid(**kw)
+
+def image_axes(fig): return [ax for ax in fig.axes if ax.images]
+
+def test_show_images_no_titles():
+    show_images([u8(5, 7)]*5)
+    fig = plt.gcf()
+    assert len(image_axes(fig))==5 and len(fig.axes)==6
+    assert [ax.get_title() for ax in fig.axes]==['']*6
+
+def test_show_images_fewer_titles_batch_tensor():
+    show_images(torch.rand(4, 1, 28, 28), titles=['a', 'b'])
+    assert [ax.get_title() for ax in image_axes(plt.gcf())]==['a', 'b', '', '']
+
+def test_show_images_rows_cols_and_kwargs():
+    show_images([u8(5, 7)]*5, nrows=1, ncols=5, imsize=1, title='five')
+    fig = plt.gcf()
+    assert len(fig.axes)==5 and tuple(fig.get_size_inches())==(5, 1) and fig._suptitle.get_text()=='five'
+
+def test_show_images_rejects():
+    with pytest.raises(ValueError, match='empty'): show_images([])
+    with pytest.raises(ValueError, match='3 titles for 2 images'): show_images([u8(5, 7)]*2, titles='abc')
+
+def test_from_dd_shapes(small):
+    dls = DataLoaders.from_dd(small.with_transform(transformi), 16)
+    b = next(iter(dls.train))
+    assert isinstance(b, tuple) and b[0].shape==(16, 1, 28, 28) and b[1].shape==(16,) and b[1].dtype==torch.int64
+    xb, yb = next(iter(dls.valid))
+    assert xb.shape==(32, 1, 28, 28) and yb.tolist()==small['test'][:32]['label']  # not shuffled
+    assert sum(len(xb) for xb,_ in dls.train)==300
+
+def test_from_dd_split_names(small):
+    dd = DatasetDict(train=small['train'], validation=small['test'].select(range(10)), test=small['test'])
+    assert len(next(iter(DataLoaders.from_dd(dd.with_transform(transformi), 16).valid))[0])==10
+
+def test_from_dd_rejects(small):
+    with pytest.raises(ValueError, match=r"validation split.*has \['train'\]"): DataLoaders.from_dd(DatasetDict(train=small['train']), 16)
+    with pytest.raises(ValueError, match=r"'train' split.*has \['test'\]"): DataLoaders.from_dd(DatasetDict(test=small['test']), 16)
+    with pytest.raises(TypeError, match='DatasetDict.*Dataset'): DataLoaders.from_dd(small['train'], 16)
+
+def test_tensorize(small):
+    ds = small['test']
+    t = tensorize(ds)
+    assert t.x.shape==(100, 1, 28, 28) and t.x.dtype==torch.float32 and 0<=t.x.min()<t.x.max()<=1
+    assert torch.equal(t.x[7], to_tensor(ds[7]['image'])) and t.y.tolist()==ds['label'][:]
+    f = tensorize(ds.with_transform(transformi), flat=True)  # a transform on `ds` is ignored
+    assert f.x.shape==(100, 784) and torch.equal(f.x, t.x.flatten(1))
+    xb, yb = t[[5, 2]]
+    assert torch.equal(xb, t.x[[5, 2]]) and yb.tolist()==[ds[5]['label'], ds[2]['label']]
+
+def test_tensorize_rejects():
+    with pytest.raises(TypeError, match="Image feature.*'a'"): tensorize(HFDataset.from_dict({'a': [1], 'b': [2]}))
+    with pytest.raises(TypeError, match='features.*list'): tensorize([1, 2])
+
+def test_from_tensorized(small):
+    dls = DataLoaders.from_tensorized(small, 16, flat=True)
+    xb, yb = next(iter(dls.train))
+    assert xb.shape==(16, 784) and yb.shape==(16,)
+    xv, yv = next(iter(dls.valid))
+    assert xv.shape==(32, 784) and yv.tolist()==small['test'][:32]['label']
+    course = DataLoaders.from_dd(small.with_transform(transformi), 16)
+    fast = DataLoaders.from_tensorized(small, 16)
+    torch.manual_seed(3); a = list(course.train)
+    torch.manual_seed(3); b = list(fast.train)
+    assert bench_05.same_batches(a, b)
+
+def test_fast_path_same_batches_as_course(small):
+    ds = small['train']
+    batchs = bench_05.shuffled_batches(len(ds), 64)
+    course = list(bench_05.course_dl(ds, batchs))
+    fast = list(bench_05.fast_dl(tensorize(ds), batchs))
+    assert [len(xb) for xb,_ in fast]==[64]*4+[44]
+    assert bench_05.same_batches(course, fast)
+    other = list(bench_05.fast_dl(tensorize(ds), bench_05.shuffled_batches(len(ds), 64, seed=1)))
+    assert not bench_05.same_batches(course, other)  # the check can fail
