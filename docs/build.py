@@ -68,7 +68,7 @@ class ApiEntry:
         if len(s) > 88: s = f"{self.nm}(\n" + ''.join(f"    {p},\n" for p in ps) + f"){ret}"
         return ('class ' if inspect.isclass(self.sym) else '') + s
     def _table(self, sig):
-        try: dm = docments(self.sym)
+        try: dm = docments(self.sym, args_kwargs=True)
         except (OSError, TypeError, ValueError, SyntaxError): dm = {}
         rows = [[_code(_name(p)), _code(_anno(p.annotation)) if p.annotation is not E else '',
                  _code(_default(p.default)) if p.default is not E else '', _md_cell(dm.get(n))] for n, p in sig.parameters.items() if n != 'self']
