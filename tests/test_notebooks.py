@@ -10,7 +10,7 @@ bin_dir = Path(sys.executable).parent
 
 @pytest.mark.parametrize('name', notebooks)
 def test_nbdev_runner(name):
-    res = subprocess.run([bin_dir/'nbdev_test', '--path', nbs/name, '--do_print'], capture_output=True, text=True, timeout=600)
+    res = subprocess.run([bin_dir/'nbdev_test', '--path', nbs/name, '--do_print'], capture_output=True, text=True, timeout=900)
     assert res.returncode==0, res.stderr[-5000:]
 
 @pytest.mark.parametrize('name', notebooks)
