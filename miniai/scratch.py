@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import reduce
 from torch import nn, Tensor
 
-# %% ../nbs/04_minibatch_training.ipynb #65d3af80
+# %% ../nbs/04_minibatch_training.ipynb #e9f4a905
 def log_softmax(x:Tensor # Scores (logits), classes along the last axis
                )->Tensor: # Log-probabilities, the same shape as `x`
     "Log of the softmax over the last axis of `x`, computed stably with logsumexp."
@@ -25,7 +25,7 @@ def nll(inp:Tensor, # Log-probabilities, one row per item
     "Negative log likelihood: the mean of `-inp[i, targ[i]]` over the batch."
     return -inp[range(targ.shape[0]), targ].mean()
 
-# %% ../nbs/04_minibatch_training.ipynb #a4015e62
+# %% ../nbs/04_minibatch_training.ipynb #e02468d6
 class Module:
     "A minimal `nn.Module`: registers public attributes that are modules, and collects their parameters; subclasses define `forward`."
     def __init__(self): self._modules = {}
@@ -39,7 +39,7 @@ class Module:
         for l in self._modules.values(): yield from l.parameters()
     def __call__(self, *args, **kwargs): return self.forward(*args, **kwargs)
 
-# %% ../nbs/04_minibatch_training.ipynb #03a20ac8
+# %% ../nbs/04_minibatch_training.ipynb #77287dc1
 class SequentialModel(nn.Module):
     "Apply `layers` in order, each to the output of the one before."
     def __init__(self, *layers:nn.Module): # The layers, in the order they are applied
@@ -47,7 +47,7 @@ class SequentialModel(nn.Module):
         self.layers = nn.ModuleList(layers)
     def forward(self, x): return reduce(lambda x, layer: layer(x), self.layers, x)
 
-# %% ../nbs/04_minibatch_training.ipynb #c2575ce2
+# %% ../nbs/04_minibatch_training.ipynb #17c6e761
 class Optimizer:
     "Plain SGD: `step` moves each parameter against its gradient by `lr`; `zero_grad` clears the gradients."
     def __init__(self,
@@ -62,7 +62,7 @@ class Optimizer:
     def zero_grad(self):
         for p in self.params: p.grad = None
 
-# %% ../nbs/04_minibatch_training.ipynb #04b4fe25
+# %% ../nbs/04_minibatch_training.ipynb #3252b3bd
 class Sampler:
     "The indices of `ds`, in order or (if `shuffle`) in a new random order each time it is iterated."
     def __init__(self,
@@ -72,7 +72,7 @@ class Sampler:
     def __len__(self): return self.n
     def __iter__(self): return iter(torch.randperm(self.n).tolist() if self.shuffle else range(self.n))
 
-# %% ../nbs/04_minibatch_training.ipynb #9636f34e
+# %% ../nbs/04_minibatch_training.ipynb #5e058422
 def _check_bs(bs):
     if isinstance(bs, bool) or not isinstance(bs, int) or bs<=0:
         raise ValueError(f"batch size should be a positive integer value, but got bs={bs!r}")
@@ -88,13 +88,13 @@ class BatchSampler:
     def __len__(self): return len(self.sampler)//self.bs if self.drop_last else math.ceil(len(self.sampler)/self.bs)
     def __iter__(self): yield from fc.chunked(iter(self.sampler), self.bs, drop_last=self.drop_last)
 
-# %% ../nbs/04_minibatch_training.ipynb #992449ec
+# %% ../nbs/04_minibatch_training.ipynb #09889458
 def collate(b:list # Items, each a tuple of tensors such as `(x, y)`
            )->tuple: # One stacked tensor per position in the items
     "Stack a list of `(x, y, ...)` items into a tuple of batched tensors."
     return tuple(torch.stack(o) for o in zip(*b))
 
-# %% ../nbs/04_minibatch_training.ipynb #f6d89e37
+# %% ../nbs/04_minibatch_training.ipynb #30c942f4
 def _fetch(ds, b, collate_fn): return ds[b] if collate_fn is None else collate_fn([ds[i] for i in b])
 
 def _init_worker(ds, collate_fn):

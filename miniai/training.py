@@ -6,13 +6,13 @@
 __all__ = ['accuracy', 'report', 'Dataset', 'fit', 'get_dls', 'DataLoader', 'SequentialSampler', 'RandomSampler', 'BatchSampler',
            'default_collate']
 
-# %% ../nbs/04_minibatch_training.ipynb #eabddca6
+# %% ../nbs/04_minibatch_training.ipynb #72ec35d5
 import torch
 from torch import nn, tensor, Tensor
 from torch.utils.data import DataLoader, SequentialSampler, RandomSampler, BatchSampler, default_collate
 _all_ = ['DataLoader', 'SequentialSampler', 'RandomSampler', 'BatchSampler', 'default_collate']
 
-# %% ../nbs/04_minibatch_training.ipynb #020970f1
+# %% ../nbs/04_minibatch_training.ipynb #bbccfae8
 def accuracy(out:Tensor, # Model outputs, one row of class scores per item
              yb:Tensor # The target class index of each item
             )->Tensor: # Share of items whose top score is the target, in [0, 1]
@@ -25,7 +25,7 @@ def report(loss:Tensor, # Loss of the batch
     "Print the loss and the accuracy of `preds` against `yb`, two decimals each."
     print(f'{loss:.2f}, {accuracy(preds, yb):.2f}')
 
-# %% ../nbs/04_minibatch_training.ipynb #05db0ab3
+# %% ../nbs/04_minibatch_training.ipynb #5729a84d
 class Dataset:
     "Pairs of `x[i]` and `y[i]`; index with an int, a slice or a list of indices."
     def __init__(self,
@@ -34,9 +34,11 @@ class Dataset:
         if len(x)!=len(y): raise ValueError(f"x and y should have the same length, but got len(x)={len(x)} and len(y)={len(y)}")
         self.x, self.y = x, y
     def __len__(self): return len(self.x)
-    def __getitem__(self, i): return self.x[i], self.y[i]
+    def __getitem__(self, i):
+        if isinstance(i, list): i = tensor(i)  # convert a list of indices once, not once for `x` and again for `y`
+        return self.x[i], self.y[i]
 
-# %% ../nbs/04_minibatch_training.ipynb #24c3b5ef
+# %% ../nbs/04_minibatch_training.ipynb #1a046f81
 def fit(epochs:int, # Passes over `train_dl`; 0 does nothing
         model:nn.Module, # The model to train
         loss_func, # Called as `loss_func(preds, yb)`
@@ -68,7 +70,7 @@ def fit(epochs:int, # Passes over `train_dl`; 0 does nothing
         print(epoch, *(f'{o:.4f}' for o in res))
     return res
 
-# %% ../nbs/04_minibatch_training.ipynb #59c29963
+# %% ../nbs/04_minibatch_training.ipynb #b8bb0e08
 def get_dls(train_ds, # Training dataset
             valid_ds, # Validation dataset
             bs:int, # Training batch size; validation uses `2*bs`
