@@ -4,10 +4,9 @@
 
 # %% auto #0
 __all__ = ['def_device', 'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'run_cbs', 'with_cbs',
-           'Learner', 'TrainCB', 'to_device', 'DeviceCB', 'MetricsCB', 'ProgressCB', 'SingleBatchCB', 'LRFinderCB',
-           'lr_find']
+           'Learner', 'TrainCB', 'to_device', 'DeviceCB', 'MetricsCB', 'ProgressCB', 'SingleBatchCB', 'LRFinderCB']
 
-# %% ../nbs/07_learner.ipynb #0db6903d
+# %% ../nbs/07_learner.ipynb #b22bcc38
 import math, time
 from copy import deepcopy
 from collections.abc import Mapping
@@ -17,13 +16,14 @@ import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 import fastcore.all as fc
+from fastcore.basics import patch
 from torch import nn, optim, Tensor
 from torch.optim.lr_scheduler import ExponentialLR
 from fastprogress import master_bar, progress_bar
 from .training import *
 from .datasets import *
 
-# %% ../nbs/07_learner.ipynb #a2ab6a7b
+# %% ../nbs/07_learner.ipynb #9cb19e6f
 class CancelFitException(Exception):
     "Raise in a callback to end the fit; `after_cancel_fit` then runs."
 class CancelEpochException(Exception):
@@ -50,7 +50,7 @@ def run_cbs(cbs:list, # Callbacks; those without a method `nm` are skipped
         f = getattr(cb, nm, None)
         if f is not None: f()
 
-# %% ../nbs/07_learner.ipynb #e0948c4b
+# %% ../nbs/07_learner.ipynb #7efa1e84
 _cancels = dict(fit=CancelFitException, epoch=CancelEpochException, batch=CancelBatchException)
 
 class with_cbs:
@@ -70,7 +70,7 @@ class with_cbs:
             finally: o.callback(self.cleanup)
         return _f
 
-# %% ../nbs/07_learner.ipynb #8581b42f
+# %% ../nbs/07_learner.ipynb #9ac94122
 def _check_lr(lr):
     if isinstance(lr, bool) or not isinstance(lr, Real) or not lr>0:
         raise ValueError(f"lr should be a positive number, but got lr={lr!r}")
@@ -162,7 +162,7 @@ class Learner:
         "Whether the current epoch trains (rather than validates)."
         return self.model.training
 
-# %% ../nbs/07_learner.ipynb #20224f29
+# %% ../nbs/07_learner.ipynb #31732040
 class TrainCB(Callback):
     "The usual training steps: `preds = model(*inputs)`, `loss = loss_func(preds, *targets)`, backward, step, zero_grad."
     def __init__(self,
@@ -174,7 +174,7 @@ class TrainCB(Callback):
     def step(self): self.opt.step()
     def zero_grad(self): self.opt.zero_grad()
 
-# %% ../nbs/07_learner.ipynb #d3b98bce
+# %% ../nbs/07_learner.ipynb #2a08da8f
 def_device = 'cuda' if torch.cuda.is_available() else 'cpu'
 
 def to_device(x, # A tensor, or tuples, lists and dicts of them (and of anything else, left as is)
@@ -196,7 +196,7 @@ class DeviceCB(Callback):
     def before_fit(self): self.model.to(self.device)
     def before_batch(self): self.learn.batch = to_device(self.batch, self.device)
 
-# %% ../nbs/07_learner.ipynb #4cc858c4
+# %% ../nbs/07_learner.ipynb #7afa8a5c
 def _fmt(v): return f'{v:.4f}' if isinstance(v, float) else str(v)
 def _stateful(m): return all(callable(getattr(m, k, None)) for k in ('reset', 'update', 'compute'))
 
@@ -240,7 +240,7 @@ class MetricsCB(Callback):
 
     def _log(self, d): print(', '.join(f'{k}: {_fmt(v)}' for k,v in d.items()))
 
-# %% ../nbs/07_learner.ipynb #d691aa3f
+# %% ../nbs/07_learner.ipynb #84f21489
 class ProgressCB(Callback):
     "Progress bars over epochs and batches, the metrics table, and with `plot=True` a live plot of the losses."
     order = MetricsCB.order+1
@@ -286,13 +286,13 @@ class ProgressCB(Callback):
         if hasattr(self.learn, 'metrics'): vars(self.learn.metrics).pop('_log', None)
         if hasattr(self.mbar, 'graph_fig'): plt.close(self.mbar.graph_fig)
 
-# %% ../nbs/07_learner.ipynb #950c4d0a
+# %% ../nbs/07_learner.ipynb #75411fba
 class SingleBatchCB(Callback):
     "Stop the fit after one batch, leaving its `batch`, `preds` and `loss` on the learner to look at."
     order = 10
     def after_batch(self): raise CancelFitException()
 
-# %% ../nbs/07_learner.ipynb #07906cd6
+# %% ../nbs/07_learner.ipynb #6ec4b841
 class LRFinderCB(Callback):
     "Grow the learning rate by `gamma` each batch, recording `lrs` and `losses`; stop at divergence or past `end_lr`, then restore the weights."
     order = 10
@@ -331,8 +331,8 @@ class LRFinderCB(Callback):
         ax.set(xscale='log', xlabel='learning rate', ylabel='training loss')
         return ax
 
-# %% ../nbs/07_learner.ipynb #9369d80d
-@fc.patch
+# %% ../nbs/07_learner.ipynb #b62fb18c
+@patch
 def lr_find(self:Learner,
             start_lr:float=1e-5, # Learning rate of the first batch
             end_lr:float=10., # Stop once the learning rate reaches this
