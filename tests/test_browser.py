@@ -7,10 +7,7 @@ import pytest
 
 root = Path(__file__).resolve().parent.parent
 NB = '06_foundations.ipynb'
-CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
-# Playwright adds --headless; these keep Chromium from calling home (offline it floods refused connections)
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
+from conftest import CHROMIUM, CHROMIUM_ARGS, ARTIFACTS
 SERVER_TIMEOUT, KERNEL_TIMEOUT, UI_TIMEOUT_MS, RUN_ALL_TIMEOUT_MS = 60, 90, 60_000, 120_000
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -111,7 +108,7 @@ def test_06_button_output_in_jupyterlab(tmp_path, capsys):
         f"{NB} should name its kernel (metadata.kernelspec.name='python3'); without it JupyterLab asks the learner to pick one"
     n_code = sum(c['cell_type'] == 'code' for c in nb['cells'])
     home = tmp_path/'home'
-    shots = Path(os.environ.get('ARTIFACTS', root/'artifacts'))
+    shots = ARTIFACTS
     shots.mkdir(parents=True, exist_ok=True)
     shot, fail_shot = shots/'06_foundations_button.png', shots/'06_foundations_failure.png'
     errors = []

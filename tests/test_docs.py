@@ -12,10 +12,7 @@ from nbdev.doclinks import _nbpath2html
 root = Path(__file__).resolve().parent.parent
 cfg = get_config(path=root)
 nbs = root/'nbs'
-CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
-artifacts = Path(os.environ.get('ARTIFACTS', root/'artifacts'))
+from conftest import CHROMIUM, CHROMIUM_ARGS, ARTIFACTS as artifacts
 
 _missing = [m for m in ('sphinx', 'myst_nb', 'sphinx_book_theme') if importlib.util.find_spec(m) is None]
 _missing += [] if Path(CHROMIUM).exists() else [CHROMIUM]
