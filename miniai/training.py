@@ -8,6 +8,7 @@ __all__ = ['accuracy', 'report', 'Dataset', 'fit', 'get_dls', 'DataLoader', 'Seq
 
 # %% ../nbs/04_minibatch_training.ipynb #72ec35d5
 import torch
+from numbers import Integral, Real
 from torch import nn, tensor, Tensor
 from torch.utils.data import DataLoader, SequentialSampler, RandomSampler, BatchSampler, default_collate
 _all_ = ['DataLoader', 'SequentialSampler', 'RandomSampler', 'BatchSampler', 'default_collate']
@@ -24,6 +25,21 @@ def report(loss:Tensor, # Loss of the batch
            yb:Tensor): # Targets of the batch
     "Print the loss and the accuracy of `preds` against `yb`, two decimals each."
     print(f'{loss:.2f}, {accuracy(preds, yb):.2f}')
+
+# %% ../nbs/04_minibatch_training.ipynb #b403f466
+def _check_int(name:str, # The argument's name, for the message
+               v, # The value to check
+               lo:int=1): # The smallest value allowed
+    "Raise a `ValueError` naming `name` unless `v` is an integer (any integral type, not `bool`) of at least `lo`."
+    if isinstance(v, bool) or not isinstance(v, Integral) or v<lo:
+        kind = {0: 'a non-negative integer', 1: 'a positive integer'}.get(lo, f'an integer of at least {lo}')
+        raise ValueError(f"{name} should be {kind} value, but got {name}={v!r}")
+
+def _check_pos(name:str, # The argument's name, for the message
+               v): # The value to check
+    "Raise a `ValueError` naming `name` unless `v` is a positive real number (not `bool`)."
+    if isinstance(v, bool) or not isinstance(v, Real) or not v>0:
+        raise ValueError(f"{name} should be a positive number, but got {name}={v!r}")
 
 # %% ../nbs/04_minibatch_training.ipynb #5729a84d
 class Dataset:

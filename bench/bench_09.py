@@ -1,6 +1,6 @@
 """Lesson 07's `Learner` against a hand-written loop doing the same work, on Fashion-MNIST.
 
-    python bench/bench_07.py            # Fashion-MNIST from nbs/fashion_mnist (see tools/seed_data.py)
+    python bench/bench_09.py            # Fashion-MNIST from nbs/fashion_mnist (see tools/seed_data.py)
 
 Both train the notebook's MLP (784-256-64-10) with AdamW, lr 2e-3, batch size 256, on lesson 05's
 fast-path loaders, from the same seed, so they see the same batches and end with the same weights.
