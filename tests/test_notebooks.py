@@ -1,12 +1,19 @@
-"Every notebook in nbs/ runs top to bottom, offline: in nbdev's runner, and in a real Jupyter kernel."
-import subprocess, sys
+"Every notebook in nbs/ runs top to bottom: in nbdev's runner, and in a real Jupyter kernel."
+import re, subprocess, sys
 from pathlib import Path
 import nbformat, pytest
 from nbclient import NotebookClient
 
 nbs = Path(__file__).resolve().parent.parent/'nbs'
-notebooks = sorted(p.name for p in nbs.glob('[!_]*.ipynb'))
 bin_dir = Path(sys.executable).parent
+
+def needs(p):
+    "The datasets a notebook reads, found in its code: lesson 04's pickle, lesson 05's Hugging Face dataset"
+    src = '\n'.join(c.source for c in nbformat.read(p, as_version=4).cells if c.cell_type == 'code')
+    return [name for name,pat in (('mnist', r'mnist\.pkl\.gz'), ('fashion_mnist', r'fashion_mnist')) if re.search(pat, src)]
+
+notebooks = [pytest.param(p.name, marks=[pytest.mark.data(*d)] if (d := needs(p)) else [], id=p.name)
+             for p in sorted(nbs.glob('[!_]*.ipynb'))]
 
 @pytest.mark.parametrize('name', notebooks)
 def test_nbdev_runner(name):

@@ -11,18 +11,25 @@ from pathlib import Path
 root = Path(__file__).resolve().parent.parent
 targets = {'mnist.pkl.gz': root/'nbs'/'data'/'mnist.pkl.gz', 'fashion_mnist': root/'nbs'/'fashion_mnist'}
 
-def seed(src=None):
-    "Symlink each file of `src` that a notebook downloads to where that notebook looks; return what was linked."
-    src = Path(src or os.environ.get('MINIAI_DATA') or root.parent/'shared'/'data').resolve()
-    if not src.is_dir(): raise FileNotFoundError(f"data folder {str(src)!r} does not exist (set MINIAI_DATA or pass a folder)")
+def data_folder(src=None):
+    "The folder to seed from: `src`, else $MINIAI_DATA, else ../shared/data if it exists; `None` when there is none."
+    src = src or os.environ.get('MINIAI_DATA')
+    if not src: return p if (p := root.parent/'shared'/'data').is_dir() else None
+    if not Path(src).is_dir(): raise FileNotFoundError(f"data folder {str(src)!r} (from MINIAI_DATA or the command line) does not exist")
+    return Path(src).resolve()
+
+def seed(src):
+    "Symlink each file of the folder `src` that a notebook downloads to where that notebook looks; return what was linked."
     linked = []
     for name,dst in targets.items():
-        if not (src/name).exists() or dst.exists(): continue
+        if not (Path(src)/name).exists() or dst.exists(): continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.is_symlink(): dst.unlink()  # a dangling link left from another checkout
-        dst.symlink_to(src/name)
+        dst.symlink_to(Path(src)/name)
         linked.append(dst)
     return linked
 
 if __name__ == '__main__':
-    for p in seed(*sys.argv[1:2]): print(f'linked {p.relative_to(root)}')
+    src = data_folder(*sys.argv[1:2])
+    if src is None: sys.exit("no data folder: pass one, or set MINIAI_DATA")
+    for p in seed(src): print(f'linked {p.relative_to(root)}')
