@@ -185,9 +185,10 @@ def _check(name, f, sig, props, timeout, go=None):
     stop = None if (sig.ok if go is None else go) else 'fix the signature first'
     with torch.random.fork_rng(devices=[]), torch.enable_grad(), _one_thread():
         for claim, case, test, *n in props:
-            if not stop and time.monotonic()>=end: stop = 'the time ran out'
+            left = end-time.monotonic()
+            if not stop and left<=0: stop = 'the time ran out'
             if stop: findings.append(Finding(claim, None, f'not checked: {stop}')); continue
-            res, out = _holds(claim, case, test, n[0] if n else 40, end-time.monotonic())
+            res, out = _holds(claim, case, test, n[0] if n else 40, left)
             findings.append(res)
             if out: stop = 'the time ran out'
     return CheckResult(f"{name}({_name(f)})", findings)

@@ -347,6 +347,17 @@ def test_report_is_quiet_and_reproducible(capfd):
     assert repr(a) == repr(b)
     assert capfd.readouterr() == ('', '')  # hypothesis prints nothing, not even "Falsifying example"
 
+def test_an_endless_iterator_is_read_only_a_little():
+    reads = []
+    class Endless(S.Sampler):
+        def __iter__(self):
+            reads.append(0)
+            while True:
+                reads[-1] += 1
+                yield 0
+    assert 'got more than' in failed(check_sampler(Endless), 'unshuffled')
+    assert max(reads) <= 2*300+11  # at most a little past the expected length, for 300 items at most
+
 def test_random_state_and_threads_left_alone():
     torch.manual_seed(3)
     state, n = torch.get_rng_state(), torch.get_num_threads()
