@@ -1,0 +1,443 @@
+"""`miniai.check`: every check passes on the lesson's pieces and PyTorch's, fails on a catalogue of realistic mistakes
+with a report that names the symptom, and stays quiet, bounded in time and reproducible. Nothing here is timed."""
+import functools, random, re, signal, subprocess, sys, threading
+from operator import itemgetter
+import pytest, torch
+import fastcore.all as fc
+import torch.nn.functional as F
+import torch.utils.data as tud
+from torch import nn, optim
+import miniai.scratch as S
+from miniai.check import *
+from miniai.datasets import collate_dict, inplace, _collate_dict
+from miniai.training import Dataset, accuracy
+
+def lesson_logsumexp(x):  # as lesson 04 writes it
+    a = x.max(-1)[0]
+    return a + (x-a[:,None]).exp().sum(-1).log()
+
+def torch_sampler(ds, shuffle=False): return (tud.RandomSampler if shuffle else tud.SequentialSampler)(ds)
+def torch_loader(ds, batchs, collate_fn=S.collate): return tud.DataLoader(ds, batch_sampler=batchs, collate_fn=collate_fn)
+
+class FirstDataLoader:  # lesson 04's first DataLoader over a batch sampler
+    def __init__(self, ds, batchs, collate_fn=S.collate): self.ds, self.batchs, self.collate_fn = ds, batchs, collate_fn
+    def __iter__(self): yield from (self.collate_fn([self.ds[i] for i in b]) for b in self.batchs)
+
+good = [(check_log_softmax, S.log_softmax), (check_log_softmax, functools.partial(F.log_softmax, dim=-1)),
+        (check_logsumexp, lesson_logsumexp), (check_logsumexp, functools.partial(torch.logsumexp, dim=-1)),
+        (check_nll, S.nll), (check_nll, F.nll_loss), (check_accuracy, accuracy),
+        (check_module, S.Module), (check_module, nn.Module),
+        (check_sequential, S.SequentialModel), (check_sequential, nn.Sequential),
+        (check_optimizer, S.Optimizer), (check_optimizer, functools.partial(optim.SGD, lr=0.5)),
+        (check_dataset, Dataset), (check_dataset, tud.TensorDataset),
+        (check_sampler, S.Sampler), (check_sampler, torch_sampler),
+        (check_batch_sampler, S.BatchSampler), (check_batch_sampler, functools.partial(tud.BatchSampler, drop_last=False)),
+        (check_collate, S.collate), (check_collate, tud.default_collate),
+        (check_dataloader, S.DataLoader), (check_dataloader, FirstDataLoader), (check_dataloader, torch_loader),
+        (check_collate_dict, collate_dict), (check_inplace, inplace)]
+
+@pytest.mark.parametrize('chk,f', good, ids=[f"{c.__name__}-{getattr(f, '__name__', None) or f.func.__name__}" for c,f in good])
+def test_passes_on_the_lessons_and_pytorchs(chk, f):
+    res = chk(f)
+    assert res, res
+    assert all(x.ok for x in res.findings) and len(res.findings) >= 2
+
+def test_accuracy_passes_on_torcheval():
+    mca = pytest.importorskip('torcheval.metrics.functional').multiclass_accuracy
+    assert check_accuracy(mca)
+
+# The catalogue of mistakes: each a small broken version, the claim it must fail, and the symptom its report must name.
+
+def naive_log_softmax(x): return (x.exp()/x.exp().sum(-1, keepdim=True)).log()
+def unshifted_log_softmax(x): return x - x.exp().sum(-1, keepdim=True).log()
+def lse_no_add_back(x):
+    a = x.max(-1)[0]
+    return (x-a[:,None]).exp().sum(-1).log()
+def lse_global_max(x):
+    a = x.max()
+    return a + (x-a).exp().sum(-1).log()
+def lse_keepdim(x): return x.logsumexp(-1, keepdim=True)
+def nll_wrong_axis(inp, targ): return -(inp*F.one_hot(targ, inp.shape[1])).sum(0).mean()
+def nll_sum(inp, targ): return -inp[range(targ.shape[0]), targ].sum()
+def nll_item(inp, targ): return torch.tensor(-inp[range(targ.shape[0]), targ].mean().item())
+def accuracy_sum(out, yb): return (out.argmax(1)==yb).float().sum()
+def accuracy_bool_mean(out, yb): return (out.argmax(1)==yb).mean()
+def accuracy_dim0(out, yb): return (out.argmax(0)==yb).float().mean()
+
+class DupModule(S.Module):
+    def parameters(self):
+        for _ in range(2):
+            for l in self._modules.values(): yield from l.parameters()
+
+class ListModule:  # keeps children in a list: a replaced child stays
+    def __init__(self): self._kids = []
+    def __setattr__(self, k, v):
+        if not k.startswith('_') and isinstance(v, (ListModule, nn.Module)): self._kids.append((k, v))
+        super().__setattr__(k, v)
+    def __repr__(self): return f'{type(self).__name__}({self._kids})'
+    def parameters(self):
+        for _,l in self._kids: yield from l.parameters()
+    def __call__(self, x): return self.forward(x)
+
+class PrivateModule(S.Module):  # registers private names too
+    def __setattr__(self, k, v):
+        if isinstance(v, (S.Module, nn.Module)): self.__dict__.setdefault('_modules', {})[k] = v
+        object.__setattr__(self, k, v)
+
+class EverythingModule:  # the course's: every public attribute is a child, numbers too
+    def __init__(self): self._modules = {}
+    def __setattr__(self, k, v):
+        if not k.startswith('_'): self._modules[k] = v
+        super().__setattr__(k, v)
+    def __repr__(self): return f'{self._modules}'
+    def parameters(self):
+        for l in self._modules.values(): yield from l.parameters()
+    def __call__(self, x): return self.forward(x)
+
+class NoSuperSetattr(S.Module):
+    def __setattr__(self, k, v):
+        if not k.startswith('_') and isinstance(v, (S.Module, nn.Module)): self._modules[k] = v
+        else: super().__setattr__(k, v)
+
+class NoRepr(S.Module): __repr__ = object.__repr__
+
+class ListSequential(nn.Module):  # the lesson's first version: one list
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+    def forward(self, x):
+        for l in self.layers: x = l(x)
+        return x
+
+class PlainListSequential(nn.Module):  # a plain list registers nothing
+    def __init__(self, *layers):
+        super().__init__()
+        self.layers = list(layers)
+    def forward(self, x):
+        for l in self.layers: x = l(x)
+        return x
+
+class ReversedSequential(S.SequentialModel):
+    def forward(self, x):
+        for l in reversed(self.layers): x = l(x)
+        return x
+
+class NoZeroGrad(S.Optimizer):
+    def zero_grad(self): pass
+
+class WithoutZeroGrad:
+    def __init__(self, params, lr=0.5): self.params, self.lr = list(params), lr
+    def step(self):
+        with torch.no_grad():
+            for p in self.params: p -= p.grad*self.lr
+
+class SignFlipped(S.Optimizer):
+    def step(self):
+        with torch.no_grad():
+            for p in self.params: p += p.grad*self.lr
+
+class GeneratorParams(S.Optimizer):  # keeps `model.parameters()` as it came: used up by the first `step`
+    def __init__(self, params, lr=0.5): self.params, self.lr = params, lr
+
+class Rebinding(S.Optimizer):
+    def step(self):
+        for p in self.params: p = p - p.grad*self.lr
+
+class XOnly(Dataset):
+    def __getitem__(self, i): return self.x[i]
+
+class LenOffByOne(Dataset):
+    def __len__(self): return len(self.x)+1
+
+class NoLengthCheck:
+    def __init__(self, x, y): self.x, self.y = x, y
+    def __len__(self): return len(self.x)
+    def __getitem__(self, i): return self.x[i], self.y[i]
+
+class SameShuffle(S.Sampler):  # shuffles once, in __init__
+    def __init__(self, ds, shuffle=False):
+        super().__init__(ds, shuffle)
+        self.perm = torch.randperm(self.n).tolist()
+    def __iter__(self): return iter(self.perm if self.shuffle else range(self.n))
+
+class OffByOne(S.Sampler):
+    def __iter__(self): return iter(torch.randperm(self.n).tolist() if self.shuffle else range(1, self.n+1))
+
+class TwiceSampler(S.Sampler):  # draws with replacement
+    def __iter__(self): return iter(torch.randint(0, max(self.n, 1), (self.n,)).tolist() if self.shuffle else range(self.n))
+
+class NotShuffling(S.Sampler):
+    def __iter__(self): return iter(range(self.n))
+
+class PyRandomSampler(S.Sampler):
+    def __iter__(self):
+        res = list(range(self.n))
+        if self.shuffle: random.shuffle(res)
+        return iter(res)
+
+class NoLenSampler:
+    def __init__(self, ds, shuffle=False): self.n, self.shuffle = len(ds), shuffle
+    def __iter__(self): return iter(torch.randperm(self.n).tolist() if self.shuffle else range(self.n))
+
+class ItemsSampler(S.Sampler):  # iterates the dataset instead of counting
+    def __init__(self, ds, shuffle=False): super().__init__(ds, shuffle); self.ds = ds
+    def __iter__(self): return iter(self.ds)
+
+class EndlessSampler(S.Sampler):
+    def __iter__(self):
+        while True: yield 0
+
+class DropLastBatch(S.BatchSampler):  # yields a batch only when it is full
+    def __iter__(self):
+        b = []
+        for i in self.sampler:
+            b.append(i)
+            if len(b)==self.bs: yield b; b = []
+
+class IgnoresDropLast(S.BatchSampler):
+    def __iter__(self): yield from fc.chunked(self.sampler, self.bs)
+
+class CountingBatchSampler(S.BatchSampler):  # counts instead of following the sampler
+    def __iter__(self): yield from fc.chunked(range(len(self.sampler)), self.bs, drop_last=self.drop_last)
+
+class OnePassBatchSampler(S.BatchSampler):
+    def __init__(self, sampler, bs, drop_last=False):
+        super().__init__(sampler, bs, drop_last)
+        self.it = iter(sampler)
+    def __iter__(self):
+        while b := [i for _,i in zip(range(self.bs), self.it)]:
+            if len(b)==self.bs or not self.drop_last: yield b
+
+class LenFloorBatchSampler(S.BatchSampler):
+    def __len__(self): return len(self.sampler)//self.bs
+
+class NoCheckBatchSampler(S.BatchSampler):
+    def __init__(self, sampler, bs, drop_last=False): self.sampler, self.bs, self.drop_last = sampler, bs, drop_last
+
+class BatchSizeOnly:
+    def __init__(self, sampler, batch_size): pass
+
+def collate_lists(b): return list(zip(*b))
+def collate_cat(b): return tuple(torch.cat(o) for o in zip(*b))
+def collate_per_item(b): return [torch.stack(o) for o in b]
+def collate_none(b): pass
+
+class IgnoresCollateFn(FirstDataLoader):
+    def __iter__(self): yield from (S.collate([self.ds[i] for i in b]) for b in self.batchs)
+
+class OnePassLoader(FirstDataLoader):
+    def __init__(self, ds, batchs, collate_fn=S.collate): super().__init__(ds, iter(batchs), collate_fn)
+
+class SlicingLoader(FirstDataLoader):  # slices the dataset in order, ignoring the batch sampler
+    def __iter__(self):
+        bs = self.batchs.batch_size
+        for i in range(0, len(self.ds), bs): yield self.collate_fn([self.ds[j] for j in range(i, min(i+bs, len(self.ds)))])
+
+def course_collate_dict(ds):  # the course's: a closure, and a bare value for a single feature
+    get = itemgetter(*ds.features)
+    def _f(b): return get(tud.default_collate(b))
+    return _f
+def sorted_collate_dict(ds): return functools.partial(_collate_dict, keys=sorted(ds.features))
+
+def inplace_returns_f(f):
+    def _f(b): return f(b)
+    return _f
+def inplace_twice(f):
+    @functools.wraps(f)
+    def _f(b):
+        f(b); f(b)
+        return b
+    return _f
+def inplace_unwrapped(f):  # the course's: right, but `f`'s name is lost
+    def _f(b):
+        f(b)
+        return b
+    return _f
+def inplace_copy(f):
+    @functools.wraps(f)
+    def _f(b):
+        b = dict(b)
+        f(b)
+        return b
+    return _f
+
+catalogue = [  # check, broken version, the claim that must fail, what its report must say
+    (check_log_softmax, naive_log_softmax, 'large logits', r'`x = \[\[\d+\.0\]\]`: expected `\[\[0\.0\]\]`, got `\[\[nan\]\]`'),
+    (check_log_softmax, unshifted_log_softmax, 'large logits', r'got `\[\[-?(inf|nan)'),
+    (check_logsumexp, lse_no_add_back, 'ordinary values', r'expected `\[1\.0\]`, got `\[0\.0\]`'),
+    (check_logsumexp, lse_global_max, 'large values', r'`x = \[\[0\.0\], \[\d+\.0\]\]`'),
+    (check_logsumexp, lse_keepdim, 'ordinary values', r'to have shape \(1,\), got shape \(1, 1\)'),
+    (check_nll, nll_wrong_axis, 'mean over the batch', r'expected `0\.6931`, got `0\.3466`'),
+    (check_nll, nll_sum, 'mean over the batch', r'expected `[\d.]+`, got `[\d.]+`'),
+    (check_nll, nll_item, 'autograd', r"autograd can't follow back to `inp` \(was it made with `\.item\(\)`"),
+    (check_accuracy, accuracy_sum, 'share of rows', r'expected 0\.5 \(1 of 2 rows right\), got 1'),
+    (check_accuracy, accuracy_bool_mean, 'share of rows', r'your code raised `RuntimeError: mean\(\)'),
+    (check_accuracy, accuracy_dim0, 'share of rows', r'expected \d'),
+    (check_module, DupModule, 'each once', r'more than once: l1\.weight, l1\.bias'),
+    (check_module, ListModule, 'each once', r'not expected: l1\.weight \(of a replaced one\)'),
+    (check_module, PrivateModule, 'stays private', r"`self\._cache`'s parameters are in `parameters\(\)`"),
+    (check_module, EverythingModule, 'each once', r"`self\.n_in = 3`.*AttributeError: 'int' object has no attribute 'parameters'"),
+    (check_module, NoSuperSetattr, 'read back', r"`self\.l1` can't be read back: does `__setattr__` end with `super\(\)\.__setattr__"),
+    (check_module, NoRepr, 'names every child', r'expected `repr` to name the child `l1`, got `.<.*object at'),
+    (check_sequential, ListSequential, 'can be called as', r'takes the layers as one list'),
+    (check_sequential, PlainListSequential, 'each once', r'expected 2 parameters \(layers\[0\]\.weight, layers\[0\]\.bias\), '
+                                                        r'got 0: missing'),
+    (check_sequential, ReversedSequential, 'in order', r'expected `\[\[-?\d'),
+    (check_optimizer, NoZeroGrad, 'zero_grad` clears', r"after `zero_grad`, parameter 0's gradient is `\["),
+    (check_optimizer, WithoutZeroGrad, 'zero_grad` clears', r"AttributeError: 'WithoutZeroGrad' object has no attribute 'zero_grad'"),
+    (check_optimizer, SignFlipped, 'against its gradient', r'moved with its gradient, to `p \+ lr\*grad`: the update\'s sign is flipped'),
+    (check_optimizer, GeneratorParams, 'training loop', r'after step 2, .*step 1 matched.*generator'),
+    (check_optimizer, Rebinding, 'against its gradient', r"didn't change \(does `step` rebind a name"),
+    (check_dataset, XOnly, '`ds[i]`', r'expected a pair `\(x, y\)`, got a float32 tensor'),
+    (check_dataset, LenOffByOne, '`len(ds)`', r'`len\(ds\)` gave 1'),
+    (check_dataset, NoLengthCheck, 'different lengths', r'y of shape \(1,\): it made a dataset instead of raising an error'),
+    (check_sampler, SameShuffle, 'a new order every epoch', r'epochs 1 and 2 gave the same order'),
+    (check_sampler, OffByOne, 'unshuffled', r'expected `\[0\]`, got `\[1\]` \(not an index of the dataset: `\[1\]`; missing: `\[0\]`\)'),
+    (check_sampler, TwiceSampler, 'exactly once', r'epoch \d: more than once: `\[\d\]`; missing: `\[\d\]`'),
+    (check_sampler, NotShuffling, 'a new order every epoch', r'not shuffled: epoch 1 gave the indices in order'),
+    (check_sampler, PyRandomSampler, 'reproducible', r'`torch\.randperm`'),
+    (check_sampler, NoLenSampler, '`len(sampler)`', r"TypeError: object of type 'NoLenSampler' has no len\(\)"),
+    (check_sampler, ItemsSampler, 'unshuffled', r"epoch holds `'item 0'` \(a str\), expected indices"),
+    (check_sampler, EndlessSampler, 'unshuffled', r'for a dataset of 0 items: expected 0 indices, got more than 10: `\[0, 0,'),
+    (check_batch_sampler, DropLastBatch, 'keeps a last short batch', r'and a sampler of 1 index in order: expected 1 batch of size 1, got no batches'),
+    (check_batch_sampler, IgnoresDropLast, 'drop_last=True', r'expected no batches, got 1 batch of size 1'),
+    (check_batch_sampler, CountingBatchSampler, "sampler's order", r"of 2 indices `\[1, 0\]`: expected the indices in the sampler's "
+                                                                     r"order, `\[1, 0\]`, got `\[0, 1\]`"),
+    (check_batch_sampler, OnePassBatchSampler, 'iterating again', r'in the second pass, expected 1 batch of size 1, got no batches'),
+    (check_batch_sampler, LenFloorBatchSampler, '`len(batch_sampler)`', r'`len\(batch_sampler\)` gave 0, expected 1'),
+    (check_batch_sampler, NoCheckBatchSampler, "isn't positive", r'`BatchSampler\(sampler, 0\)`.*instead of raising an error'),
+    (check_batch_sampler, BatchSizeOnly, 'can be called as', r'calls `BatchSampler\(sampler, bs, drop_last=True\)`, as the lesson '
+                                                             r'does, but yours is `BatchSizeOnly\(sampler, batch_size\)`'),
+    (check_collate, collate_lists, 'stacked into one tensor', r'entry 0 is a tuple of 1 tensor, expected one tensor'),
+    (check_collate, collate_cat, 'one entry per part', r'RuntimeError: zero-dimensional tensor'),
+    (check_collate, collate_per_item, 'one entry per part', r'expected a tuple of 1, got a list of 2 tensors'),
+    (check_collate, collate_none, 'one entry per part', r'expected a tuple of 1, got `None`'),
+    (check_dataloader, IgnoresCollateFn, 'uses the `collate_fn`', r'expected what `collate_fn` returned, `\[1\]`, got a tuple of 2'),
+    (check_dataloader, OnePassLoader, 'iterating again', r'the second pass gave 0 batches, the first 1 \(does `__iter__` use up'),
+    (check_dataloader, SlicingLoader, 'batches of PyTorch', r"expected batch 0's xb `\[\[-?\d"),
+    (check_collate_dict, course_collate_dict, 'tuple of one', r"expected a tuple of 1, \('\w+',\), got an? \w+ tensor"),
+    (check_collate_dict, course_collate_dict, 'pickled', r"pickling the collate function raised `AttributeError: Can't pickle local"),
+    (check_collate_dict, sorted_collate_dict, 'order of `ds.features`', r"expected the batched '\w+' to be"),
+    (check_inplace, inplace_returns_f, 'returns the batch', r'expected the batch itself back, got `None`'),
+    (check_inplace, inplace_twice, 'calls `f` once', r'`f` was called 2 times for one batch'),
+    (check_inplace, inplace_unwrapped, 'functools.wraps', r"named '_f', with docstring None: copy them with `functools\.wraps\(f\)`"),
+    (check_inplace, inplace_copy, 'returns the batch', r'expected the batch itself back, got a copy of it'),
+]
+
+def failed(res, claim):
+    "The detail of the claim of `res` containing `claim`, which must have failed"
+    f = next(f for f in res.findings if claim in f.claim)
+    assert f.ok is False, res
+    return f.detail
+
+@pytest.mark.parametrize('chk,f,claim,symptom', catalogue, ids=[f"{f.__name__}-{claim}" for _,f,claim,_ in catalogue])
+def test_mistake_is_caught_and_named(chk, f, claim, symptom):
+    res = chk(f)
+    assert not res
+    assert re.search(symptom, failed(res, claim)), res
+    assert re.search(symptom, repr(res)) and 'Traceback' not in repr(res)
+
+def test_catalogue_covers_every_check():
+    assert {c for c,*_ in catalogue} == {c for c,_ in good} and len(catalogue) >= 15
+
+# The machinery
+
+def test_report_is_quiet_and_reproducible(capfd):
+    a, b = check_batch_sampler(DropLastBatch), check_batch_sampler(DropLastBatch)
+    assert repr(a) == repr(b)
+    assert capfd.readouterr() == ('', '')  # hypothesis prints nothing, not even "Falsifying example"
+
+def test_an_endless_iterator_is_read_only_a_little():
+    reads = []
+    class Endless(S.Sampler):
+        def __iter__(self):
+            reads.append(0)
+            while True:
+                reads[-1] += 1
+                yield 0
+    assert 'got more than' in failed(check_sampler(Endless), 'unshuffled')
+    assert max(reads) <= 2*300+11  # at most a little past the expected length, for 300 items at most
+
+def test_random_state_and_threads_left_alone():
+    torch.manual_seed(3)
+    state, n = torch.get_rng_state(), torch.get_num_threads()
+    check_sampler(S.Sampler)
+    check_sampler(SameShuffle)
+    assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == n
+
+def test_result_reads_in_a_terminal_and_in_jupyter():
+    res = check_batch_sampler(DropLastBatch)
+    text, md = repr(res), res._repr_markdown_()
+    assert text.startswith('check_batch_sampler(DropLastBatch): ') and '\n✗ keeps a last short batch' in text
+    assert '\n    with `BatchSampler(sampler, 2)`' in text
+    assert md.startswith('**`check_batch_sampler(DropLastBatch)`**') and '\n- ✗ keeps a last short batch' in md
+    assert '\n  - with `BatchSampler(sampler, 2)`' in md
+    assert CheckResult('t', [Finding('a <b> `c<d`', True)])._repr_markdown_().endswith('- ✓ a &lt;b> `c<d`')
+
+def test_an_error_is_reported_with_its_traceback_kept_aside():
+    res = check_collate(collate_cat)
+    assert 'your code raised `RuntimeError: zero-dimensional tensor' in failed(res, 'one entry per part')
+    assert 'Traceback' in res.traceback and 'collate_cat' in res.traceback and 'cannot be concatenated' in res.traceback
+    assert check_collate(S.collate).traceback == 'Your code raised no errors.'
+
+class HangingSampler(S.Sampler):
+    def __iter__(self):
+        while True: pass
+
+def hung(res):
+    "The claims of `res` hold up to one still running when time ran out; the claims after it weren't checked"
+    oks = [f.ok for f in res.findings]
+    i = oks.index(False)
+    assert all(oks[:i]) and 'still running when the check\'s time ran out' in res.findings[i].detail, res
+    assert all(f.ok is None and f.detail == 'not checked: the time ran out' for f in res.findings[i+1:]), res
+    return res.findings[i].claim
+
+@pytest.mark.timeout(60)
+def test_a_hang_becomes_a_report():
+    assert hung(check_sampler(HangingSampler, timeout=2)).startswith('unshuffled')
+
+@pytest.mark.timeout(60)
+def test_a_hang_becomes_a_report_outside_the_main_thread():
+    out = {}
+    t = threading.Thread(target=lambda: out.update(res=check_sampler(HangingSampler, timeout=2), ok=check_sampler(S.Sampler)))
+    t.start(); t.join()
+    assert hung(out['res']) and out['ok']
+
+@pytest.mark.timeout(60)
+def test_an_outer_timer_goes_on():
+    "pytest-timeout's (or anyone's) SIGALRM timer and handler survive a check"
+    fired = []
+    old = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
+    signal.setitimer(signal.ITIMER_REAL, 100)
+    try:
+        check_sampler(HangingSampler, timeout=0.5)
+        left = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert 90 < left <= 100 and signal.getsignal(signal.SIGALRM) is not None and not fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+def test_signature_mismatch_stops_before_calling():
+    res = check_batch_sampler(BatchSizeOnly)
+    assert res.findings[0].ok is False and all(f.ok is None and f.detail == 'not checked: fix the signature first'
+                                               for f in res.findings[1:])
+
+def test_an_object_instead_of_a_class():
+    res = check_sampler(S.Sampler(range(3)))
+    assert 'expected a class or a function, got' in failed(res, 'can be called as') and 'not an object made from it' in repr(res)
+
+def test_list_sequential_is_named_and_checked_with_a_list():
+    res = check_sequential(ListSequential)
+    assert not res and [f.ok for f in res.findings] == [False, True, True]
+    assert 'checked by passing a list' in res.findings[0].detail
+
+def test_nn_module_is_held_to_pytorchs_rule():
+    res = check_module(nn.Module)
+    assert "is a child too (PyTorch's rule" in repr(res) and res
+    assert 'stays private' in repr(check_module(S.Module))
+
+def test_imports_stay_light():
+    code = ("import sys, miniai.training, miniai.check; "
+            "print([m for m in ('hypothesis', 'datasets') if m in sys.modules])")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == '[]'
