@@ -239,7 +239,7 @@ def test_get_grid_takes_any_integral_type(n):
     assert get_grid(n, nrows=np.int32(1))[1].shape==(2,) and get_grid(5, ncols=n)[1].shape==(3, 2)
 
 def test_import_does_not_load_hugging_face_datasets():
-    "`import miniai.learner` stays light: `miniai.datasets` (and what it imports) loads Hugging Face's `datasets` lazily."
+    "`import miniai.learner` stays light: `miniai.datasets` and what it imports load `datasets` only when needed."
     code = "import sys, miniai.datasets, miniai.scratch; print([m for m in sys.modules if m.split('.')[0]=='datasets'])"
     here = Path(miniai.__file__).parent.parent  # the package these tests import, not another on the path
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, cwd=here)
