@@ -6,16 +6,14 @@
 from __future__ import annotations
 import math
 from functools import partial, wraps
-from numbers import Integral
-from operator import itemgetter
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
 import fastcore.all as fc
 from fastcore.basics import patch
 from torch import Tensor, tensor
-from datasets import Image as HFImage
 from .training import *
+from .training import _check_int
 
 # %% auto #0
 __all__ = ['to_tensor', 'inplace', 'collate_dict', 'show_image', 'subplots', 'get_grid', 'show_images', 'DataLoaders',
@@ -26,7 +24,8 @@ def to_tensor(im, # A PIL image, or a numpy array of shape H×W or H×W×C
              )->Tensor: # Float tensor C×H×W; `uint8` pixels are divided by 255
     "Convert an image to a float tensor with channels first, as torchvision's `to_tensor` does."
     a = np.array(im)
-    if a.ndim not in (2, 3): raise ValueError(f"to_tensor needs an image of shape (H, W) or (H, W, C), but got shape {a.shape}")
+    if a.ndim not in (2, 3):
+        raise ValueError(f"to_tensor needs an image of shape (H, W) or (H, W, C), but got shape {a.shape}")
     t = torch.from_numpy(a[None] if a.ndim==2 else a.transpose(2, 0, 1))
     return t.float()/255 if t.dtype==torch.uint8 else t.float()
 
@@ -44,7 +43,8 @@ def inplace(f:callable, # Changes a batch in place; what it returns is ignored
 def _keys(ds, caller):
     if not hasattr(ds, 'features'):
         hint = " (a DatasetDict holds splits: pass one, such as dd['train'])" if isinstance(ds, dict) else ''
-        raise TypeError(f"{caller} needs a dataset with `features`, such as a split of a Hugging Face DatasetDict, but got a {type(ds).__name__}{hint}")
+        raise TypeError(f"{caller} needs a dataset with `features`, such as a split of a Hugging Face DatasetDict, "
+                        f"but got a {type(ds).__name__}{hint}")
     return list(ds.features)
 
 def _collate_dict(b, keys):
@@ -73,7 +73,8 @@ def show_image(im, # A PIL image, a numpy array (H×W or H×W×C) or a tensor (C
     im = np.asarray(im)
     if im.ndim==3 and im.shape[-1]==1: im = im[..., 0]
     if not (im.ndim==2 or (im.ndim==3 and im.shape[-1] in (3, 4))):
-        raise ValueError(f"show_image needs an image of shape (H, W) or (H, W, C) with C in 1, 3 or 4 (a tensor may have C first), but got shape {im.shape}")
+        raise ValueError(f"show_image needs an image of shape (H, W) or (H, W, C) with C in 1, 3 or 4 "
+                         f"(a tensor may have C first), but got shape {im.shape}")
     if ax is None: _,ax = plt.subplots(figsize=figsize)
     ax.imshow(im, **kwargs)
     if title is not None: ax.set_title(title)
@@ -99,11 +100,6 @@ def subplots(nrows:int=1, # Rows of axes
     return fig,ax
 
 # %% ../nbs/05_datasets.ipynb #845499ee
-def _check_pos(name, v, optional=False):
-    if optional and v is None: return
-    if isinstance(v, bool) or not isinstance(v, Integral) or v<=0:
-        raise ValueError(f"{name} should be a positive integer value, but got {name}={v!r}")
-
 @fc.delegates(subplots)
 def get_grid(n:int, # Number of axes to show
              nrows:int=None, # Rows; from `ncols` (or about square) when `None`
@@ -114,9 +110,9 @@ def get_grid(n:int, # Number of axes to show
              **kwargs # Passed to `subplots`, e.g. `imsize`
             )->tuple: # The figure and a numpy array of its axes
     "A figure with a grid of at least `n` axes; the axes after the first `n` are turned off."
-    _check_pos('n', n)
-    _check_pos('nrows', nrows, optional=True)
-    _check_pos('ncols', ncols, optional=True)
+    _check_int('n', n)
+    for k,v in (('nrows', nrows), ('ncols', ncols)):
+        if v is not None: _check_int(k, v)
     if nrows is None and ncols is None: nrows = int(math.sqrt(n))
     if nrows is None: nrows = math.ceil(n/ncols)
     if ncols is None: ncols = math.ceil(n/nrows)
@@ -137,16 +133,19 @@ def show_images(ims:list, # Images, each anything `show_image` accepts; a batch 
     n = len(ims)
     if n==0: raise ValueError("show_images needs at least one image, but got an empty `ims`")
     titles = [] if titles is None else list(titles)
-    if len(titles)>n: raise ValueError(f"show_images needs at most one title per image, but got {len(titles)} titles for {n} images")
+    if len(titles)>n:
+        raise ValueError(f"show_images needs at most one title per image, but got {len(titles)} titles for {n} images")
     axs = get_grid(n, nrows, ncols, **kwargs)[1].flat
     for im,t,ax in zip(ims, titles+[None]*(n-len(titles)), axs): show_image(im, ax=ax, title=t)
 
 # %% ../nbs/05_datasets.ipynb #5e2ee154
 def _splits(dd, caller):
-    if not isinstance(dd, dict): raise TypeError(f"{caller} needs a DatasetDict of splits, but got a {type(dd).__name__}")
+    if not isinstance(dd, dict):
+        raise TypeError(f"{caller} needs a DatasetDict of splits, but got a {type(dd).__name__}")
     valid = next((k for k in ('valid', 'validation', 'test') if k in dd), None)
     if 'train' not in dd or valid is None:
-        raise ValueError(f"{caller} needs a 'train' split and a validation split named 'valid', 'validation' or 'test', but the DatasetDict has {list(dd)}")
+        raise ValueError(f"{caller} needs a 'train' split and a validation split ('valid', 'validation' or 'test'), "
+                         f"but the DatasetDict has {list(dd)}")
     return dd['train'], dd[valid]
 
 class DataLoaders:
@@ -162,6 +161,7 @@ class DataLoaders:
                 batch_size:int, # Training batch size; validation uses twice as many
                 **kwargs): # Passed to both `DataLoader`s, e.g. `num_workers`
         "Loaders over the training and validation splits of `dd`, yielding tuples via `collate_dict`."
+        _check_int('batch_size', batch_size)
         trn, val = _splits(dd, 'from_dd')
         return cls(*get_dls(trn, val, batch_size, collate_fn=collate_dict(trn), **kwargs))
 
@@ -170,8 +170,9 @@ def tensorize(ds, # A split whose first feature is an `Image` and second the lab
               flat:bool=False, # Flatten each image into a vector, for a linear model
              )->Dataset: # `x`: float images N×C×H×W (N×CHW if `flat`) in [0, 1]; `y`: the labels
     "Decode every image of `ds` once with `to_tensor` and keep all of them, with the labels, as tensors in a `Dataset`."
+    from datasets import Image  # here, not at the top: importing miniai.datasets doesn't load Hugging Face's library
     keys = _keys(ds, 'tensorize')
-    if len(keys)<2 or not isinstance(ds.features[keys[0]], HFImage):
+    if len(keys)<2 or not isinstance(ds.features[keys[0]], Image):
         raise TypeError(f"tensorize needs an Image feature followed by a label feature, but got features {ds.features}")
     x, y = keys[:2]
     cols = ds.with_format(None).select_columns([x, y])[:]
@@ -180,7 +181,7 @@ def tensorize(ds, # A split whose first feature is an `Image` and second the lab
 
 # %% ../nbs/05_datasets.ipynb #23f3e409
 def _batch_dl(ds, bs, shuffle, **kwargs):
-    samp = BatchSampler((RandomSampler if shuffle else SequentialSampler)(ds), bs, drop_last=False)
+    samp = BatchSampler((RandomSampler if shuffle else SequentialSampler)(ds), int(bs), drop_last=False)
     return DataLoader(ds, sampler=samp, batch_size=None, **kwargs)
 
 @patch(cls_method=True)
@@ -190,5 +191,6 @@ def from_tensorized(cls:DataLoaders,
                     flat:bool=False, # Flatten each image into a vector, for a linear model
                     **kwargs): # Passed to both `DataLoader`s
     "Like `from_dd`, but each split is decoded once by `tensorize`, and each batch is one indexing of its tensors."
+    _check_int('batch_size', batch_size)
     trn, val = (tensorize(o, flat) for o in _splits(dd, 'from_tensorized'))
     return cls(_batch_dl(trn, batch_size, True, **kwargs), _batch_dl(val, 2*batch_size, False, **kwargs))

@@ -12,6 +12,7 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from functools import reduce
 from torch import nn, Tensor
+from .training import _check_int, _check_pos
 
 # %% ../nbs/04_minibatch_training.ipynb #e9f4a905
 def log_softmax(x:Tensor # Scores (logits), classes along the last axis
@@ -27,7 +28,7 @@ def nll(inp:Tensor, # Log-probabilities, one row per item
 
 # %% ../nbs/04_minibatch_training.ipynb #e02468d6
 class Module:
-    "A minimal `nn.Module`: registers public attributes that are modules, and collects their parameters; subclasses define `forward`."
+    "A minimal `nn.Module`: registers public attributes that are modules, collects their parameters, calls `forward`."
     def __init__(self): self._modules = {}
     def __setattr__(self, k, v):
         if not k.startswith('_') and isinstance(v, (Module, nn.Module)): self._modules[k] = v
@@ -53,7 +54,7 @@ class Optimizer:
     def __init__(self,
                  params, # The parameters to train (any iterable; kept as a list)
                  lr:float=0.5): # Learning rate, a positive number
-        if not lr > 0: raise ValueError(f"lr should be a positive number, but got lr={lr!r}")
+        _check_pos('lr', lr)
         self.params, self.lr = list(params), lr
     def step(self):
         with torch.no_grad():
@@ -73,17 +74,13 @@ class Sampler:
     def __iter__(self): return iter(torch.randperm(self.n).tolist() if self.shuffle else range(self.n))
 
 # %% ../nbs/04_minibatch_training.ipynb #5e058422
-def _check_bs(bs):
-    if isinstance(bs, bool) or not isinstance(bs, int) or bs<=0:
-        raise ValueError(f"batch size should be a positive integer value, but got bs={bs!r}")
-
 class BatchSampler:
     "Lists of `bs` indices from `sampler`; the last one is shorter unless `drop_last`."
     def __init__(self,
                  sampler, # Yields indices
                  bs:int, # Batch size, a positive integer
                  drop_last:bool=False): # Drop a last batch shorter than `bs`?
-        _check_bs(bs)
+        _check_int('bs', bs)
         fc.store_attr()
     def __len__(self): return len(self.sampler)//self.bs if self.drop_last else math.ceil(len(self.sampler)/self.bs)
     def __iter__(self): yield from fc.chunked(iter(self.sampler), self.bs, drop_last=self.drop_last)
@@ -113,8 +110,7 @@ class DataLoader:
                  batchs, # Yields lists of indices, e.g. a `BatchSampler`
                  n_workers:int=0, # Worker processes; 0 fetches in this process
                  collate_fn=collate): # Builds a batch from a list of items; `None`: `ds[b]` returns the whole batch
-        if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers<0:
-            raise ValueError(f"n_workers should be a non-negative integer value, but got n_workers={n_workers!r}")
+        _check_int('n_workers', n_workers, lo=0)
         fc.store_attr()
     def __len__(self): return len(self.batchs)
     def __iter__(self):

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.request import urlopen
 from torch import nn, tensor, Tensor
 from torch.utils.data import DataLoader, SequentialSampler, RandomSampler, BatchSampler, default_collate
+# nbdev adds the names in `_all_` to the module's `__all__`, so `from miniai.training import *` gives them too
 _all_ = ['DataLoader', 'SequentialSampler', 'RandomSampler', 'BatchSampler', 'default_collate']
 
 # %% ../nbs/04_minibatch_training.ipynb #151e1de8
@@ -24,7 +25,8 @@ def _md5(path):
 
 def _check_md5(path, md5, what, what_next):
     if md5 is not None and (got := _md5(path)) != md5:
-        raise RuntimeError(f"{what} has md5 {got}, but {md5} was expected: it is incomplete, corrupt or another file. {what_next}")
+        raise RuntimeError(f"{what} has md5 {got}, but {md5} was expected: "
+                           f"it is incomplete, corrupt or another file. {what_next}")
 
 def download(url:str, # Where to fetch the file from
              dest:Path, # Where to keep it; its folder is created if needed
@@ -43,8 +45,10 @@ def download(url:str, # Where to fetch the file from
             shutil.copyfileobj(r, f)
             n, size = f.tell(), r.headers.get('Content-Length')
         if size is not None and n!=int(size):
-            raise RuntimeError(f"The download of {url} broke off after {n:,} of {int(size):,} bytes: run this again to retry.")
-        _check_md5(tmp, md5, f"The file downloaded from {url}", f"It was not kept as {dest}: try again, or use another mirror.")
+            raise RuntimeError(f"The download of {url} broke off after {n:,} of {int(size):,} bytes: "
+                               "run this again to retry.")
+        _check_md5(tmp, md5, f"The file downloaded from {url}",
+                   f"It was not kept as {dest}: try again, or use another mirror.")
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp): os.remove(tmp)
@@ -84,7 +88,8 @@ class Dataset:
     def __init__(self,
                  x, # Inputs, indexable, one per item
                  y): # Targets, the same length as `x`
-        if len(x)!=len(y): raise ValueError(f"x and y should have the same length, but got len(x)={len(x)} and len(y)={len(y)}")
+        if len(x)!=len(y):
+            raise ValueError(f"x and y should have the same length, but got len(x)={len(x)} and len(y)={len(y)}")
         self.x, self.y = x, y
     def __len__(self): return len(self.x)
     def __getitem__(self, i):
@@ -100,8 +105,7 @@ def fit(epochs:int, # Passes over `train_dl`; 0 does nothing
         valid_dl # Validation batches, at least one
        )->tuple: # Validation loss and accuracy after the last epoch (`None` for 0 epochs)
     "Train `model` for `epochs` on `train_dl`, printing loss and accuracy on all of `valid_dl` after each epoch."
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs<0:
-        raise ValueError(f"epochs should be a non-negative integer value, but got epochs={epochs!r}")
+    _check_int('epochs', epochs, lo=0)
     res = None
     for epoch in range(epochs):
         model.train()
@@ -130,5 +134,6 @@ def get_dls(train_ds, # Training dataset
             **kwargs # Passed to both `DataLoader`s, e.g. `collate_fn`, `num_workers`
            )->tuple: # The training and the validation `DataLoader`
     "A shuffled training `DataLoader` and a validation one with twice the batch size."
-    return (DataLoader(train_ds, batch_size=bs, shuffle=True, **kwargs),
-            DataLoader(valid_ds, batch_size=bs*2, **kwargs))
+    _check_int('bs', bs)  # PyTorch's loaders take only a Python `int`
+    return (DataLoader(train_ds, batch_size=int(bs), shuffle=True, **kwargs),
+            DataLoader(valid_ds, batch_size=2*int(bs), **kwargs))

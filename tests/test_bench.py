@@ -4,8 +4,9 @@ from pathlib import Path
 from torch import nn, optim
 import torch.nn.functional as F, torch.utils.data as tud
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent/'bench'))
-import bench_04
+import bench_04, bench_05
 from miniai.training import Dataset, fit
+from helpers import image_dd
 
 def small_ds(n=300): return Dataset(torch.randn(n, 5), torch.arange(n))
 
@@ -31,6 +32,14 @@ def test_hand_loop_does_the_same_training_as_fit(capsys):
     for f in (bench_04.hand_loop, fit):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
-        f(2, model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1), tud.DataLoader(ds, 16), tud.DataLoader(ds, 32))
+        loaders = tud.DataLoader(ds, 16), tud.DataLoader(ds, 32)
+        f(2, model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1), *loaders)
         params.append(list(model.parameters()))
     assert all(torch.equal(a, b) for a,b in zip(*params))
+
+def test_bench_05_compares_both_paths_over_the_same_batches():
+    threads = torch.get_num_threads()
+    r = bench_05.compare(image_dd(n_train=10, n_valid=3), bs=4, reps=2)  # asserts the batches are the same
+    assert r['n'] == 10 and r['batches'] == 3
+    assert all(r[k] > 0 for k in ('course', 'fast', 'decode'))
+    assert torch.get_num_threads() == threads  # timed on one thread, then put back

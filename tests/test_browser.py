@@ -1,9 +1,9 @@
 """Lesson 06 as a learner sees it: JupyterLab in headless Chromium runs all cells, we click the lesson's
 button, and the callback's output must appear under it. Screenshots go to `$ARTIFACTS` (default `artifacts/`)."""
 import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-import pytest
+import psutil, pytest
 
 root = Path(__file__).resolve().parent.parent
 NB = '06_foundations.ipynb'
@@ -11,39 +11,36 @@ from conftest import CHROMIUM, CHROMIUM_ARGS, ARTIFACTS
 SERVER_TIMEOUT, KERNEL_TIMEOUT, UI_TIMEOUT_MS, RUN_ALL_TIMEOUT_MS = 60, 90, 60_000, 120_000
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"no Chromium at {CHROMIUM}: install Debian's `chromium` (CI's .ci/run does) or set CHROMIUM")
+                                reason=f"no Chromium at {CHROMIUM}: install Debian's `chromium` "
+                                       "(CI's .ci/run does) or set CHROMIUM")
 
 def _free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
 
-def _pids_mentioning(marker):
-    "PIDs of processes whose command line contains `marker` (our temp dir): the server's kernels, Chromium's helpers."
-    pids = []
-    for d in Path('/proc').glob('[0-9]*'):
-        try: cmd = (d/'cmdline').read_bytes()
-        except OSError: continue
-        if marker.encode() in cmd and int(d.name) != os.getpid(): pids.append(int(d.name))
-    return pids
+def _ours(marker):
+    "Processes but this one whose command line has `marker` (our temp dir): the server's kernels, Chromium's helpers."
+    me = os.getpid()
+    return [p for p in psutil.process_iter(['cmdline']) if p.pid != me and marker in ' '.join(p.info['cmdline'] or [])]
 
 def _reap(marker, timeout=10):
-    "SIGKILL, by PID, whatever of ours outlived the normal shutdown; return the PIDs still there after `timeout` s."
+    "SIGKILL whatever of ours outlived the normal shutdown, by PID; return the PIDs still there after `timeout` s."
     deadline = time.monotonic() + timeout
-    while (pids := _pids_mentioning(marker)) and time.monotonic() < deadline:
-        for pid in pids:
-            try: os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError: pass
-        time.sleep(0.2)
-    return pids
+    while (procs := _ours(marker)) and time.monotonic() < deadline:
+        for p in procs:
+            with suppress(psutil.NoSuchProcess): p.kill()
+        psutil.wait_procs(procs, timeout=1)
+    return [p.pid for p in procs]
 
 @contextmanager
 def jupyter_lab(nb_dir, home):
-    "JupyterLab on 127.0.0.1 with its own HOME and config and a token; stopped by PID on the way out, whatever happened."
+    "JupyterLab on 127.0.0.1 with its own HOME, config and token; stopped by PID on the way out, whatever happened."
     port, token = _free_port(), secrets.token_hex(16)
     settings = home/'.jupyter/lab/user-settings/@jupyterlab/apputils-extension'
     settings.mkdir(parents=True)  # no "official Jupyter news?" toast over the notebook
-    (settings/'notification.jupyterlab-settings').write_text(json.dumps({'fetchNews': 'false', 'checkForUpdates': False}))
+    news = {'fetchNews': 'false', 'checkForUpdates': False}
+    (settings/'notification.jupyterlab-settings').write_text(json.dumps(news))
     env = dict(os.environ, HOME=str(home), JUPYTER_CONFIG_DIR=str(home/'.jupyter'),
                JUPYTER_RUNTIME_DIR=str(home/'runtime'), IPYTHONDIR=str(home/'.ipython'))
     cmd = [str(Path(sys.executable).parent/'jupyter'), 'lab', '--no-browser', '--ip=127.0.0.1', f'--port={port}',
@@ -56,12 +53,14 @@ def jupyter_lab(nb_dir, home):
         try:
             deadline = time.monotonic() + SERVER_TIMEOUT
             while True:
-                if proc.poll() is not None: raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+                if proc.poll() is not None:
+                    raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
                 try:
                     urllib.request.urlopen(f'http://127.0.0.1:{port}/api/status?token={token}', timeout=2)
                     break
                 except OSError:
-                    if time.monotonic() > deadline: raise TimeoutError(f"JupyterLab not answering after {SERVER_TIMEOUT}s, see {log_path}")
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"JupyterLab not answering after {SERVER_TIMEOUT}s, see {log_path}")
                     time.sleep(0.25)
             yield f'http://127.0.0.1:{port}', token
         finally:
@@ -77,7 +76,8 @@ def jupyter_lab(nb_dir, home):
 KERNEL_READY_JS = """() => {
   const name = document.querySelector(".jp-NotebookPanel-toolbar [title='Switch kernel']");
   const ind = document.querySelector('.jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator');
-  return !!name && /\\S/.test(name.textContent) && !/No Kernel/.test(name.textContent) && !!ind && ind.dataset.status === 'idle';
+  return !!name && /\\S/.test(name.textContent) && !/No Kernel/.test(name.textContent)
+    && !!ind && ind.dataset.status === 'idle';
 }"""
 # Run All is over when no prompt shows '[*]' (queued or running) and either every code cell shows an execution count
 # or an error stopped the run (its traceback is stderr output; the cells after it keep '[ ]').
@@ -99,13 +99,14 @@ def wait_kernel_idle(page, timeout=KERNEL_TIMEOUT, polls=3):
 def test_06_button_output_in_jupyterlab(tmp_path, capsys):
     from playwright.sync_api import expect, sync_playwright
     expect.set_options(timeout=UI_TIMEOUT_MS)
-    proj = tmp_path/'project'  # a copy: settings.ini lets the last cell's nbdev_export() run; the real nbs/ stay untouched
+    proj = tmp_path/'project'  # a copy: settings.ini lets the last cell's nbdev_export() run; nbs/ stays untouched
     (proj/'nbs').mkdir(parents=True)
     shutil.copy(root/'settings.ini', proj)
     shutil.copy(root/'nbs'/NB, proj/'nbs')
     nb = json.loads((root/'nbs'/NB).read_text())
     assert nb['metadata'].get('kernelspec', {}).get('name') == 'python3', \
-        f"{NB} should name its kernel (metadata.kernelspec.name='python3'); without it JupyterLab asks the learner to pick one"
+        f"{NB} should name its kernel (metadata.kernelspec.name='python3'); " \
+        "without it JupyterLab asks the learner to pick one"
     n_code = sum(c['cell_type'] == 'code' for c in nb['cells'])
     home = tmp_path/'home'
     shots = ARTIFACTS
@@ -131,20 +132,23 @@ def test_06_button_output_in_jupyterlab(tmp_path, capsys):
                 assert stderr.count() == 0, stderr.all_inner_texts()
                 wait_kernel_idle(page)
 
-                cell = page.locator('.jp-Notebook .jp-CodeCell', has=page.locator('.widget-button', has_text='Click me'))
+                has_button = page.locator('.widget-button', has_text='Click me')
+                cell = page.locator('.jp-Notebook .jp-CodeCell', has=has_button)
                 button, out = cell.locator('.widget-button'), cell.locator('.widget-output')
-                expect(out).to_have_text('Clicked 1 time(s)')  # the notebook's own btn.click(), captured by the Output widget
+                expect(out).to_have_text('Clicked 1 time(s)')  # the notebook's btn.click(), in the Output widget
                 button.click()
                 expect(out).to_have_text('Clicked 1 time(s)\nClicked 2 time(s)')  # our click, under the button
                 expect(page.locator('.jp-LogConsoleStatusItem')).to_have_text('')  # nothing went to the Log Console
                 out.evaluate("e => e.scrollIntoView({block: 'center'})")
                 b, o = button.bounding_box(), out.bounding_box()
-                assert o['y'] >= b['y'] + b['height'], f"the output should be under the button, but got button {b}, output {o}"
+                assert o['y'] >= b['y'] + b['height'], \
+                    f"the output should be under the button, but got button {b}, output {o}"
                 page.screenshot(path=str(shot))
                 with capsys.disabled(): print(f'\nscreenshot of the clicked button: {shot}')
             except Exception:
                 page.screenshot(path=str(fail_shot))
-                with capsys.disabled(): print(f'\nscreenshot at the failure: {fail_shot}; server log: {home/"jupyterlab.log"}')
+                with capsys.disabled():
+                    print(f'\nscreenshot at the failure: {fail_shot}; server log: {home/"jupyterlab.log"}')
                 raise
             finally: ctx.close()
     finally: left = _reap(f'{tmp_path}{os.sep}')

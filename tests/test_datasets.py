@@ -1,22 +1,19 @@
-"Tests of `miniai.datasets` (lesson 05) on small slices of the local Fashion-MNIST; nothing here is timed."
-import inspect, pickle, re, sys
+"""Tests of `miniai.datasets` (lesson 05), on synthetic data or small slices of Fashion-MNIST (the `fashion_dd`
+fixture); nothing here is timed."""
+import inspect, pickle, re, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch
 import matplotlib.pyplot as plt
 from PIL import Image
-from datasets import load_dataset, Dataset as HFDataset, DatasetDict
+from datasets import Dataset as HFDataset, DatasetDict
 from torch.utils.data import DataLoader, default_collate
+import miniai
 from miniai.datasets import *
-
-root = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(root/'bench'))
-import bench_05
+from helpers import u8, image_dd
 
 @pytest.fixture(scope='module')
-def dd(): return load_dataset(str(root/'nbs'/'fashion_mnist'))
-
-@pytest.fixture(scope='module')
-def small(dd): return DatasetDict(train=dd['train'].select(range(300)), test=dd['test'].select(range(100)))
+def small(fashion_dd):
+    return DatasetDict(train=fashion_dd['train'].select(range(300)), test=fashion_dd['test'].select(range(100)))
 
 @pytest.fixture(autouse=True)
 def close_figures():
@@ -26,7 +23,9 @@ def close_figures():
 @inplace
 def transformi(b): b['image'] = [to_tensor(o) for o in b['image']]
 
-def u8(*shape): return np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+def same_batches(a, b):
+    "Whether two lists of `(xb, yb)` batches hold the same pixels and the same labels, in the same order."
+    return len(a)==len(b) and all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa,ya),(xb,yb) in zip(a, b))
 
 def test_to_tensor():
     a = u8(28, 28)
@@ -60,9 +59,9 @@ def test_collate_dict_single_feature_and_pickle():
     res = f([ds[0], ds[1]])
     assert isinstance(res, tuple) and len(res)==1 and res[0].tolist()==[1, 2]
 
-def test_collate_dict_needs_features(dd):
+def test_collate_dict_needs_features():
     with pytest.raises(TypeError, match='features.*list'): collate_dict([{'a': 1}])
-    with pytest.raises(TypeError, match=r"DatasetDict.*dd\['train'\]"): collate_dict(dd)
+    with pytest.raises(TypeError, match=r"DatasetDict.*dd\['train'\]"): collate_dict(image_dd())
 
 def test_inplace():
     def add_one(b): b['x'] = [o+1 for o in b['x']]
@@ -86,7 +85,8 @@ t3 = torch.rand(3, 5, 7)
     (torch.rand(5, 7, 3), (5, 7, 3)),
     (torch.rand(1, 5, 7, requires_grad=True)*2, (5, 7)),
     (torch.rand(3, 5, 7, dtype=torch.bfloat16), (5, 7, 3)),
-], ids=['PIL L', 'PIL RGB', 'numpy HW', 'numpy HWC', 'numpy HW1', 'tensor 1HW', 'tensor 3HW', 'tensor HW', 'tensor HWC', 'tensor with grad', 'tensor bfloat16'])
+], ids=['PIL L', 'PIL RGB', 'numpy HW', 'numpy HWC', 'numpy HW1', 'tensor 1HW', 'tensor 3HW', 'tensor HW', 'tensor HWC',
+        'tensor with grad', 'tensor bfloat16'])
 def test_show_image_inputs(im, shape):
     ax = show_image(im)
     assert drawn(ax).shape==shape
@@ -108,7 +108,8 @@ def test_show_image_options():
     assert list(ax.get_xticks())==[] and ax.images[0].get_cmap().name=='viridis'
     assert tuple(show_image(u8(5, 7), figsize=(2, 3)).figure.get_size_inches())==(2, 3)
 
-@pytest.mark.parametrize('im,shape', [(u8(2, 1, 28, 28), '(2, 1, 28, 28)'), (u8(5, 7, 5), '(5, 7, 5)'), (np.array(3), '()'), (torch.rand(2, 3, 5, 7), '(2, 3, 5, 7)')])
+@pytest.mark.parametrize('im,shape', [(u8(2, 1, 28, 28), '(2, 1, 28, 28)'), (u8(5, 7, 5), '(5, 7, 5)'),
+                                      (np.array(3), '()'), (torch.rand(2, 3, 5, 7), '(2, 3, 5, 7)')])
 def test_show_image_rejects_non_images(im, shape):
     with pytest.raises(ValueError, match='got shape '+re.escape(shape)): show_image(im)
     assert plt.get_fignums()==[]  # checked before any figure is made
@@ -123,7 +124,7 @@ def test_subplots():
     fig, axs = subplots()
     assert isinstance(axs, np.ndarray) and axs.shape==(1,) and tuple(fig.get_size_inches())==(3, 3)
     fig, axs = subplots(2, 3, imsize=2, suptitle='hi', sharex=True)
-    assert axs.shape==(2, 3) and tuple(fig.get_size_inches())==(6, 4) and fig._suptitle.get_text()=='hi'
+    assert axs.shape==(2, 3) and tuple(fig.get_size_inches())==(6, 4) and fig.get_suptitle()=='hi'
     assert tuple(subplots(2, 2, figsize=(5, 1))[0].get_size_inches())==(5, 1)
     assert 'sharex' in inspect.signature(subplots).parameters
 
@@ -133,14 +134,16 @@ def test_get_grid_visible_axes(n, shape):
     assert axs.shape==shape
     visible = [ax.axison for ax in axs.flat]
     assert visible==[True]*n + [False]*(axs.size-n)
-    assert fig._suptitle.get_text()=='t' and fig._suptitle.get_weight()=='bold'
+    assert fig.get_suptitle()=='t' and next(t for t in fig.texts if t.get_text()=='t').get_weight()=='bold'
 
 def test_get_grid_rows_and_cols():
     assert get_grid(10, ncols=5)[1].shape==(2, 5)
     assert get_grid(10, nrows=4)[1].shape==(4, 3)
     assert get_grid(6, 2, 3)[1].shape==(2, 3)
 
-@pytest.mark.parametrize('kw,msg', [(dict(n=0), 'n=0'), (dict(n=-2), 'n=-2'), (dict(n=2.5), 'n=2.5'), (dict(n=3, nrows=0), 'nrows=0'),
+@pytest.mark.parametrize('kw,msg', [(dict(n=0), 'n=0'), (dict(n=-2), 'n=-2'), (dict(n=2.5), 'n=2.5'),
+                                    (dict(n=True), 'n=True'), (dict(n=3, nrows=0), 'nrows=0'),
+                                    (dict(n=3, ncols=1.5), 'ncols=1.5'),
                                     (dict(n=7, nrows=2, ncols=3), 'nrows=2 and ncols=3 give 6 axes, fewer than n=7')])
 def test_get_grid_rejects(kw, msg):
     with pytest.raises(ValueError, match=msg): get_grid(**kw)
@@ -160,7 +163,7 @@ def test_show_images_fewer_titles_batch_tensor():
 def test_show_images_rows_cols_and_kwargs():
     show_images([u8(5, 7)]*5, nrows=1, ncols=5, imsize=1, title='five')
     fig = plt.gcf()
-    assert len(fig.axes)==5 and tuple(fig.get_size_inches())==(5, 1) and fig._suptitle.get_text()=='five'
+    assert len(fig.axes)==5 and tuple(fig.get_size_inches())==(5, 1) and fig.get_suptitle()=='five'
 
 def test_show_images_rejects():
     with pytest.raises(ValueError, match='empty'): show_images([])
@@ -178,10 +181,13 @@ def test_from_dd_split_names(small):
     dd = DatasetDict(train=small['train'], validation=small['test'].select(range(10)), test=small['test'])
     assert len(next(iter(DataLoaders.from_dd(dd.with_transform(transformi), 16).valid))[0])==10
 
-def test_from_dd_rejects(small):
-    with pytest.raises(ValueError, match=r"validation split.*has \['train'\]"): DataLoaders.from_dd(DatasetDict(train=small['train']), 16)
-    with pytest.raises(ValueError, match=r"'train' split.*has \['test'\]"): DataLoaders.from_dd(DatasetDict(test=small['test']), 16)
-    with pytest.raises(TypeError, match='DatasetDict.*Dataset'): DataLoaders.from_dd(small['train'], 16)
+def test_from_dd_rejects():
+    dd = image_dd()
+    with pytest.raises(ValueError, match=r"validation split.*has \['train'\]"):
+        DataLoaders.from_dd(DatasetDict(train=dd['train']), 4)
+    with pytest.raises(ValueError, match=r"'train' split.*has \['test'\]"):
+        DataLoaders.from_dd(DatasetDict(test=dd['test']), 4)
+    with pytest.raises(TypeError, match='DatasetDict.*Dataset'): DataLoaders.from_dd(dd['train'], 4)
 
 def test_tensorize(small):
     ds = small['test']
@@ -195,6 +201,7 @@ def test_tensorize(small):
 
 def test_tensorize_rejects():
     with pytest.raises(TypeError, match="Image feature.*'a'"): tensorize(HFDataset.from_dict({'a': [1], 'b': [2]}))
+    with pytest.raises(TypeError, match="Image feature"): tensorize(image_dd()['train'].select_columns(['image']))
     with pytest.raises(TypeError, match='features.*list'): tensorize([1, 2])
 
 def test_from_tensorized(small):
@@ -203,18 +210,38 @@ def test_from_tensorized(small):
     assert xb.shape==(16, 784) and yb.shape==(16,)
     xv, yv = next(iter(dls.valid))
     assert xv.shape==(32, 784) and yv.tolist()==small['test'][:32]['label']
-    course = DataLoaders.from_dd(small.with_transform(transformi), 16)
-    fast = DataLoaders.from_tensorized(small, 16)
+    course = DataLoaders.from_dd(small.with_transform(transformi), 64)
+    fast = DataLoaders.from_tensorized(small, 64)
     torch.manual_seed(3); a = list(course.train)
     torch.manual_seed(3); b = list(fast.train)
-    assert bench_05.same_batches(a, b)
+    assert [len(xb) for xb,_ in b]==[64]*4+[44]
+    assert same_batches(a, b)
+    torch.manual_seed(4)
+    assert not same_batches(a, list(fast.train))  # the comparison can fail: another seed, another order
 
-def test_fast_path_same_batches_as_course(small):
-    ds = small['train']
-    batchs = bench_05.shuffled_batches(len(ds), 64)
-    course = list(bench_05.course_dl(ds, batchs))
-    fast = list(bench_05.fast_dl(tensorize(ds), batchs))
-    assert [len(xb) for xb,_ in fast]==[64]*4+[44]
-    assert bench_05.same_batches(course, fast)
-    other = list(bench_05.fast_dl(tensorize(ds), bench_05.shuffled_batches(len(ds), 64, seed=1)))
-    assert not bench_05.same_batches(course, other)  # the check can fail
+# one rule for integer arguments (lesson 04's `_check_int`), here for the batch sizes of both kinds of `DataLoaders`
+
+@pytest.mark.parametrize('bs', [0, -1, True, 2.5, np.float64(4), '4', None])
+@pytest.mark.parametrize('make', ['from_dd', 'from_tensorized'])
+def test_dataloaders_reject_bad_batch_size(make, bs):
+    dd = DatasetDict(train=HFDataset.from_dict({'a': [1]}), test=HFDataset.from_dict({'a': [1]}))  # not even images:
+    with pytest.raises(ValueError, match=re.escape(f'but got batch_size={bs!r}')):  # checked before any work
+        getattr(DataLoaders, make)(dd, bs)
+
+@pytest.mark.parametrize('bs', [3, np.int64(3), np.int32(3), np.uint8(3)])
+def test_dataloaders_take_any_integral_batch_size(bs):
+    dd = image_dd()
+    for dls in (DataLoaders.from_dd(dd.with_transform(transformi), bs), DataLoaders.from_tensorized(dd, bs)):
+        assert [len(yb) for _,yb in dls.train]==[3]*4 and [len(yb) for _,yb in dls.valid]==[5]
+
+@pytest.mark.parametrize('n', [2, np.int64(2), np.uint16(2)])
+def test_get_grid_takes_any_integral_type(n):
+    assert get_grid(n, nrows=np.int32(1))[1].shape==(2,) and get_grid(5, ncols=n)[1].shape==(3, 2)
+
+def test_import_does_not_load_hugging_face_datasets():
+    "`import miniai.learner` stays light: `miniai.datasets` and what it imports load `datasets` only when needed."
+    code = "import sys, miniai.datasets, miniai.scratch; print([m for m in sys.modules if m.split('.')[0]=='datasets'])"
+    here = Path(miniai.__file__).parent.parent  # the package these tests import, not another on the path
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, cwd=here)
+    assert res.returncode==0, res.stderr[-2000:]
+    assert res.stdout.strip()=='[]', f"importing miniai.datasets loaded {res.stdout.strip()}"

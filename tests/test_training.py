@@ -1,12 +1,14 @@
 "miniai.scratch held to PyTorch's behaviour, and the bad inputs of miniai.training and miniai.scratch."
-import multiprocessing, os, pytest, torch
+import multiprocessing, os, re, pytest, torch
+import numpy as np
 from concurrent.futures.process import BrokenProcessPool
 from hypothesis import given, settings, strategies as st
 from torch import nn, optim
 import torch.utils.data as tud
 import torch.nn.functional as F
-from miniai.training import Dataset, fit, get_dls, accuracy
-from miniai.scratch import Module, SequentialModel, Optimizer, Sampler, BatchSampler, collate, DataLoader, log_softmax, nll
+from miniai.training import Dataset, fit, get_dls, accuracy, _check_int, _check_pos
+from miniai.scratch import Module, SequentialModel, Optimizer, Sampler, BatchSampler, collate, DataLoader
+from miniai.scratch import log_softmax, nll
 
 def tensor_ds(n=100, d=3):
     x = torch.arange(n*d, dtype=torch.float32).reshape(n, d)
@@ -42,15 +44,6 @@ def test_batch_sampler_like_pytorch(n, bs, drop_last, shuffle):
     flat = [i for b in batches for i in b]
     assert len(set(flat)) == len(flat)
     if not drop_last: assert sorted(flat) == list(range(n))
-
-@pytest.mark.parametrize('bs', [0, -1, 2.5, '4', None, True])
-def test_batch_size_must_be_positive_int(bs):
-    with pytest.raises(ValueError, match=f'bs={bs!r}'.replace('.', r'\.')): BatchSampler(Sampler(range(10)), bs)
-
-@pytest.mark.parametrize('bs', [0, -3, 2.5])
-def test_pytorch_loaders_from_get_dls_reject_bad_batch_size(bs):
-    ds = tensor_ds()
-    with pytest.raises(ValueError, match=f'batch_size={bs}'): get_dls(ds, ds, bs)
 
 # collate, Module, Optimizer
 
@@ -107,9 +100,17 @@ def test_optimizer_step_equals_sgd():
     opt.zero_grad(); sgd.zero_grad()
     assert all(p.grad is None for p in a + b)
 
-@pytest.mark.parametrize('lr', [0, -0.1])
+@pytest.mark.parametrize('lr', [0, -0.1, float('nan'), True, '0.1', None])
 def test_optimizer_rejects_bad_lr(lr):
-    with pytest.raises(ValueError, match=f'lr={lr}'): Optimizer([torch.zeros(1, requires_grad=True)], lr=lr)
+    with pytest.raises(ValueError, match=re.escape(f'lr should be a positive number, but got lr={lr!r}')):
+        Optimizer([torch.zeros(1, requires_grad=True)], lr=lr)
+
+@pytest.mark.parametrize('lr', [1, 0.1, np.float32(0.1), np.int64(1)])
+def test_optimizer_takes_any_real_lr(lr):
+    p = torch.ones(1, requires_grad=True)
+    p.grad = torch.ones(1)
+    Optimizer([p], lr=lr).step()
+    assert p.item() == pytest.approx(1-float(lr))
 
 def test_loss_pieces_match_pytorch():
     x, y = torch.randn(8, 5)*50, torch.randint(0, 5, (8,))
@@ -141,7 +142,8 @@ def test_loader_len_and_per_item_equals_precollated():
     batchs = BatchSampler(Sampler(ds), 8)
     dl = DataLoader(ds, batchs)
     assert len(dl) == 7
-    for (xa,ya),(xb,yb) in zip(dl, DataLoader(ds, batchs, collate_fn=None)): assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    for (xa,ya),(xb,yb) in zip(dl, DataLoader(ds, batchs, collate_fn=None)):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 class Failing(Dataset):
     def __getitem__(self, i):
@@ -164,10 +166,22 @@ def test_stopping_early_ends_workers():
     it.close()
     assert not multiprocessing.active_children()
 
-@pytest.mark.parametrize('n', [-1, 1.5, '2'])
-def test_loader_rejects_bad_n_workers(n):
-    ds = tensor_ds()
-    with pytest.raises(ValueError, match=f'n_workers={n!r}'.replace('.', r'\.')): DataLoader(ds, BatchSampler(Sampler(ds), 4), n_workers=n)
+class Counted(list):
+    "Batches of indices that count how many of them have been handed out so far."
+    def __iter__(self):
+        self.handed = 0
+        for b in super().__iter__():
+            self.handed += 1
+            yield b
+
+@pytest.mark.parametrize('n_workers', [1, 2])
+def test_loader_keeps_at_most_2_n_workers_batches_in_flight(n_workers):
+    ds = tensor_ds(200)
+    batchs = Counted([[i, i+1] for i in range(0, 200, 2)])
+    for k,(xb,yb) in enumerate(DataLoader(ds, batchs, n_workers=n_workers), 1):
+        assert batchs.handed <= k-1 + 2*n_workers, f"{batchs.handed} batches handed out when batch {k} was yielded"
+        assert yb.tolist() == [2*k-2, 2*k-1]
+    assert k == 100
 
 # fit
 
@@ -189,12 +203,8 @@ def test_fit_reports_whole_validation_set(capsys):
 def test_fit_empty_validation_loader():
     model, loss_func, opt, ds = fit_parts()
     empty = tud.DataLoader(Dataset(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), batch_size=4)
-    with pytest.raises(ValueError, match='valid_dl should yield at least one batch'): fit(1, model, loss_func, opt, get_dls(ds, ds, 8)[0], empty)
-
-@pytest.mark.parametrize('epochs', [-1, 1.5])
-def test_fit_rejects_bad_epochs(epochs):
-    model, loss_func, opt, ds = fit_parts()
-    with pytest.raises(ValueError, match=f'epochs={epochs}'): fit(epochs, model, loss_func, opt, *get_dls(ds, ds, 8))
+    with pytest.raises(ValueError, match='valid_dl should yield at least one batch'):
+        fit(1, model, loss_func, opt, get_dls(ds, ds, 8)[0], empty)
 
 def test_fit_zero_epochs_is_a_no_op():
     model, loss_func, opt, ds = fit_parts()
@@ -212,3 +222,45 @@ def test_dead_worker_raises_instead_of_hanging():
     ds = Dying(torch.zeros(40, 2), torch.zeros(40))
     with pytest.raises(BrokenProcessPool): list(DataLoader(ds, BatchSampler(Sampler(ds), 4), n_workers=2))
     assert not multiprocessing.active_children()
+
+# one rule for every integer argument: any integral type, not bool, at least the smallest value allowed
+
+def fit_with(epochs):
+    model, loss_func, opt, ds = fit_parts()
+    return fit(epochs, model, loss_func, opt, *get_dls(ds, ds, 16))
+
+INT_ARGS = {  # where: (argument, smallest value allowed, a call that uses the value)
+    'BatchSampler': ('bs', 1, lambda v: list(BatchSampler(Sampler(range(10)), v))),
+    'DataLoader': ('n_workers', 0, lambda v: list(DataLoader(tensor_ds(8), [[0, 1], [2, 3]], n_workers=v))),
+    'fit': ('epochs', 0, fit_with),
+    'get_dls': ('bs', 1, lambda v: [next(iter(dl)) for dl in get_dls(tensor_ds(), tensor_ds(), v)]),
+}
+def bad_values(lo): return [lo-1, lo-5, True, False, 2.5, np.float64(2.0), '4', None]
+BAD_IDS = ['lo-1', 'lo-5', 'True', 'False', '2.5', 'np.float64', 'str', 'None']
+
+@pytest.mark.parametrize('where', INT_ARGS)
+@pytest.mark.parametrize('i', range(len(BAD_IDS)), ids=BAD_IDS)
+def test_integer_arguments_rejected_naming_argument_and_value(where, i):
+    name, lo, call = INT_ARGS[where]
+    v = bad_values(lo)[i]
+    with pytest.raises(ValueError, match=re.escape(f'{name} should be a ') + '.*' + re.escape(f'but got {name}={v!r}')):
+        call(v)
+
+@pytest.mark.parametrize('where', INT_ARGS)
+@pytest.mark.parametrize('kind', [int, np.int64, np.int32, np.uint8])
+def test_integer_arguments_take_any_integral_type(where, kind, capsys):
+    name, lo, call = INT_ARGS[where]
+    for v in (lo, lo+1): call(kind(v))
+
+@given(v=st.integers(-3, 3), lo=st.integers(-1, 2), kind=st.sampled_from([int, np.int16, np.int64]))
+def test_check_int(v, lo, kind):
+    if v >= lo: _check_int('x', kind(v), lo)
+    else:
+        with pytest.raises(ValueError, match=re.escape(f'but got x={kind(v)!r}')): _check_int('x', kind(v), lo)
+
+@given(v=st.floats(allow_nan=True) | st.integers() | st.booleans())
+def test_check_pos(v):
+    if isinstance(v, bool) or not v > 0:
+        with pytest.raises(ValueError, match=re.escape(f'lr should be a positive number, but got lr={v!r}')):
+            _check_pos('lr', v)
+    else: _check_pos('lr', v)
