@@ -1,6 +1,6 @@
 """Lesson 04's download, as the lesson runs it, against a small HTTP server on 127.0.0.1: the file arrives whole and
 checked, and a transfer that breaks off, a wrong file or an unreachable server leave nothing behind."""
-import hashlib, json, os, subprocess, sys, threading
+import hashlib, json, os, subprocess, sys, tempfile, threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,7 +41,9 @@ def download_cells():
 def run_lesson_download(cwd, url=None):
     "Run lesson 04's download cells in `cwd`, fetching from `url` (through `MINIAI_MNIST_URL`), or the lesson's own URL."
     env = {k: v for k,v in os.environ.items() if k != 'MINIAI_MNIST_URL'} | ({'MINIAI_MNIST_URL': url} if url else {})
-    return subprocess.run([sys.executable, '-c', download_cells()], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    with tempfile.TemporaryDirectory() as d:   # a file, not `-c`: the cells read their own source (show_doc)
+        (script := Path(d)/'lesson_04_download.py').write_text(download_cells())
+        return subprocess.run([sys.executable, script], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 def md5(p): return hashlib.md5(Path(p).read_bytes()).hexdigest()
 
