@@ -115,7 +115,7 @@ class MetricsCB(Callback):
     def after_batch(self, learn):
         targs = learn.batch[self.n_inp:]
         for m in self.metrics.values(): m.update(learn.preds, *targs)
-        self.loss.update(learn.loss, weight=len(learn.batch[0]))
+        self.loss.update(learn.loss, weight=len(targs[0] if targs else learn.preds))
 
     def after_epoch(self, learn):
         log = dict(epoch=learn.epoch, train='train' if learn.model.training else 'eval')

@@ -304,6 +304,19 @@ def test_metrics_cb_targets_follow_n_inp():
     Learner(Add(), DataLoaders(dl, dl), F.mse_loss, cbs=[mcb, TrainCB(n_inp=2)]).fit(1, train=False)
     assert seen == [(3, 1)]*2 and mcb.log[0]['targ_mean'] == 5. and mcb.log[0]['loss'] == pytest.approx(4.)
 
+def test_metrics_cb_weights_the_loss_by_the_number_of_targets():
+    "Inputs nested in a tuple (as a diffusion model's `(x, t)`): each batch's loss weighs its number of targets."
+    class Pair(nn.Module):
+        def __init__(self): super().__init__(); self.lin = nn.Linear(3, 1)
+        def forward(self, xt): return self.lin(xt[0]) + xt[1]
+    x, t, y = torch.randn(7, 3), torch.randn(7, 1), torch.randn(7, 1)
+    batches = [((x[:5], t[:5]), y[:5]), ((x[5:], t[5:]), y[5:])]
+    mcb = MetricsCB()
+    learn = Learner(Pair(), DataLoaders(batches, batches), F.mse_loss, cbs=[TrainCB(), mcb])
+    learn.fit(1, train=False)
+    with torch.no_grad(): expected = F.mse_loss(learn.model((x, t)), y).item()
+    assert mcb.log[0]['loss'] == pytest.approx(expected, rel=1e-5)
+
 def test_metric_and_accuracy_by_hand():
     acc = Accuracy()
     acc.update(torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([0, 1, 1, 2, 1, 0]))
@@ -543,7 +556,14 @@ def test_bad_inputs_have_clear_messages():
     with pytest.raises(TypeError, match=r"metric 'acc' should be an object with reset, update and compute, or a function.*'oops'"): MetricsCB(acc='oops')
     with pytest.raises(ValueError, match=r"nm should be 'fit', 'epoch' or 'batch', but got nm='batches'"): with_cbs('batches')
 
-# The module itself
+# The module itself, and the benchmark
+
+def test_bench_09_smoke():
+    "The benchmark's hand loop does the Learner's training: the same final weights, on random images, no timing."
+    env = {'PYTHONPATH': str(root), 'PATH': '/usr/bin:/bin', 'HOME': '/tmp', 'MPLBACKEND': 'Agg'}
+    res = subprocess.run([sys.executable, str(root/'bench'/'bench_09.py'), '--smoke'], capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count('same final weights: yes') == 2, res.stdout[-3000:]
 
 def test_import_needs_no_hugging_face_datasets():
     code = "import sys, miniai.learner; print(sorted(m for m in ('datasets', 'miniai.datasets', 'torcheval') if m in sys.modules))"
