@@ -343,6 +343,7 @@ class MomentumLearner(TrainLearner):
 # %% ../nbs/09_learner.ipynb #6ec4b841
 class LRFinderCB(Callback):
     "Grow the learning rate by `gamma` each batch, recording `lrs` and `losses`, until the loss passes `max_mult` times its minimum; then restore the model and plot."
+    order = ProgressCB.order+1
     def __init__(self,
                  gamma:float=1.3, # Factor applied to the learning rate after each batch
                  max_mult:float=3): # Stop once the loss exceeds `max_mult` times the lowest so far

@@ -67,7 +67,7 @@ def test_signatures_match_the_course():
     assert _sig(Learner.lr_find) == dict(gamma=1.3, max_mult=3, start_lr=1e-5, max_epochs=10)
     assert _sig(run_cbs) == dict(cbs=E, method_nm=E, learn=None) and list(_sig(with_cbs)) == ['nm']
     assert list(_sig(to_cpu)) == ['x'] and Callback.order == 0 and SingleBatchCB.order == 1
-    assert ProgressCB.order == MetricsCB.order+1 and DeviceCB.order < TrainCB.order
+    assert ProgressCB.order == MetricsCB.order+1 and DeviceCB.order < TrainCB.order and LRFinderCB.order > ProgressCB.order
     assert isinstance(Learner.training, property)
 
 def test_learner_attributes_after_fit():
@@ -445,6 +445,14 @@ def test_progress_cb_in_a_notebook_closes_bars_and_plot_however_the_fit_ends(mon
     assert not plt.get_fignums() and '_log' not in vars(mcb)
     learn.fit(2, cbs=SingleBatchCB())   # cancelled: nobody else ends the bar
     assert ends == [1, 1] and not plt.get_fignums() and '_log' not in vars(mcb)
+    class Draw(Callback):   # another figure is the current one when the fit is cancelled
+        order = 5
+        def after_batch(self, learn): plt.figure(); raise CancelFitException()
+    learn.fit(1, cbs=Draw())
+    assert ends == [1, 1, 1] and not plt.fignum_exists(pcb.mbar.graph_fig.number)
+    plt.close('all')
+    learn.lr_find()   # the finder's plot comes after the bars are closed, and stays
+    assert len(plt.get_fignums()) == 1 and plt.gca().get_xscale() == 'log'
 
 def test_lr_finder_stops_on_divergence_restores_and_plots():
     import matplotlib.pyplot as plt
@@ -481,12 +489,13 @@ def test_lr_find_on_a_learner_without_lr():
     learn.lr_find(max_epochs=1)
     assert lrs == [1e-5]
 
-def test_lr_finder_runs_out_of_epochs():
+def test_lr_finder_runs_out_of_epochs_and_skips_validation():
     ds = Dataset(torch.ones(8, 3), torch.zeros(8, 1))   # every batch alike, so the loss only falls at these rates
     learn = learner(dls=DataLoaders(*get_dls(ds, ds, 4)))
-    cb = LRFinderCB()
-    learn.fit(3, lr=1e-6, valid=False, cbs=cb)
-    assert len(cb.lrs) == 6 and cb.lrs[-1] == pytest.approx(1e-6*1.3**5)
+    cb, rec = LRFinderCB(), Recorder()
+    learn.fit(3, lr=1e-6, cbs=[cb, rec])
+    assert len(cb.lrs) == 6 and cb.lrs[-1] == pytest.approx(1e-6*1.3**5)   # the training batches only
+    assert rec.evts.count('cleanup_epoch') == 6 and rec.evts.count('after_epoch') == 3   # validation epochs cancelled
 
 # The forms of `cbs`, and bad input
 
