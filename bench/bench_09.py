@@ -26,7 +26,7 @@ from miniai.learner import Learner, TrainCB, DeviceCB, MetricsCB, ProgressCB, Ac
 data = Path(__file__).resolve().parent.parent/'nbs'/'fashion_mnist'
 
 def mlp(): return nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))
-def cnn(): return nn.Sequential(conv(1, 4), conv(4, 8), conv(8, 16), conv(16, 16), conv(16, 10, act=False), nn.Flatten())
+def cnn(): return nn.Sequential(conv(1,4), conv(4,8), conv(8,16), conv(16,16), conv(16,10, act=False), nn.Flatten())
 
 def hand_epoch(model, opt, dls, device=def_device):
     "One epoch by hand: train, then validate without gradients, summing loss and accuracy on the device."
@@ -49,13 +49,14 @@ def hand_epoch(model, opt, dls, device=def_device):
         print(f"hand: {'train' if train else 'eval'}, loss {float(tot_loss/n):.4f}, accuracy {float(tot_acc/n):.4f}")
 
 def compare(name, get_model, dls, lr, epochs, seed=1):
-    "Time `epochs` epochs of each loop, alternating; return wall-clock and CPU times, and whether the final weights agree."
+    "Time `epochs` epochs of each loop, alternating: wall-clock and CPU times, and whether the final weights agree."
     torch.manual_seed(seed)
     model = get_model().to(def_device)
     opt = optim.SGD(model.parameters(), lr)
     torch.manual_seed(seed)
-    learn = Learner(get_model(), dls, F.cross_entropy, lr, [TrainCB(), DeviceCB(), MetricsCB(Accuracy()), ProgressCB()], opt_func=None)
-    learn.opt = optim.SGD(learn.model.parameters(), lr)   # one optimizer across the one-epoch fits, as the hand loop keeps its own
+    cbs = [TrainCB(), DeviceCB(), MetricsCB(Accuracy()), ProgressCB()]
+    learn = Learner(get_model(), dls, F.cross_entropy, lr, cbs, opt_func=None)
+    learn.opt = optim.SGD(learn.model.parameters(), lr)   # one optimizer across the one-epoch fits, as the hand loop has
     rng = dict(hand=torch.get_rng_state(), learn=torch.get_rng_state())
     times = {(side, clock): [] for side in ('hand', 'learn') for clock in ('wall', 'cpu')}
     def run(side):
@@ -68,7 +69,7 @@ def compare(name, get_model, dls, lr, epochs, seed=1):
         rng[side] = torch.get_rng_state()
     for epoch in range(epochs):
         for side in (('hand', 'learn') if epoch%2==0 else ('learn', 'hand')): run(side)
-    same = all(torch.allclose(a, b, atol=1e-6) for a,b in zip(model.state_dict().values(), learn.model.state_dict().values()))
+    same = all(torch.allclose(a, b, atol=1e-6) for a,b in zip(model.parameters(), learn.model.parameters()))
     return times, same
 
 def fashion_dls(bs, flat):
@@ -82,7 +83,7 @@ def random_dls(bs, flat, n=512):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--smoke', action='store_true', help='random images, two epochs, no timing: only check that both loops train alike')
+    p.add_argument('--smoke', action='store_true', help='random images, two epochs, no timing: do both loops train alike?')
     p.add_argument('--epochs', type=int, default=6, help='epochs per loop and model')
     p.add_argument('--bs', type=int, default=256, help='training batch size (validation: twice as many)')
     a = p.parse_args()
@@ -102,6 +103,7 @@ def main():
             h, l = times['hand', clock], times['learn', clock]
             ratio = sum(l)/sum(h)
             print(f"  {clock:4} s: hand {' '.join(f'{t:.2f}' for t in h)}; Learner {' '.join(f'{t:.2f}' for t in l)}")
-            print(f"          ratio {ratio:.3f}x on the mean, {min(l)/min(h):.3f}x on the best epoch (target <= 1.05x: {'met' if ratio<=1.05 else 'MISSED'})")
+            print(f"          ratio {ratio:.3f}x on the mean, {min(l)/min(h):.3f}x on the best epoch "
+                  f"(target <= 1.05x: {'met' if ratio<=1.05 else 'MISSED'})")
 
 if __name__ == '__main__': main()

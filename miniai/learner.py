@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'run_cbs', 'SingleBatchCB', 'Metric',
            'Accuracy', 'to_cpu', 'MetricsCB', 'DeviceCB', 'with_cbs', 'Learner', 'TrainCB', 'ProgressCB',
-           'TrainLearner', 'MomentumLearner', 'LRFinderCB', 'lr_find']
+           'TrainLearner', 'MomentumLearner', 'LRFinderCB']
 
 # %% ../nbs/09_learner.ipynb #b22bcc38
 import math, time
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 import fastcore.all as fc
+from fastcore.basics import patch
 from torch import nn, optim, Tensor
 from torch.optim.lr_scheduler import ExponentialLR
 from fastprogress import master_bar, progress_bar
@@ -26,7 +27,7 @@ from .conv import def_device, to_device
 
 # %% ../nbs/09_learner.ipynb #9cb19e6f
 class CancelFitException(Exception): "Raise in a callback to end the fit."
-class CancelEpochException(Exception): "Raise in a callback to end the current epoch, training or validation; the fit goes on."
+class CancelEpochException(Exception): "Raise in a callback to end the current epoch; the fit goes on."
 class CancelBatchException(Exception): "Raise in a callback to skip the rest of the current batch; the epoch goes on."
 
 class Callback:
@@ -49,7 +50,7 @@ class SingleBatchCB(Callback):
 
 # %% ../nbs/09_learner.ipynb #bb16c13c
 class Metric:
-    "The mean over items of `calc(inps, *targs)`, batch by batch, with the `reset`, `update` and `compute` of torcheval's metrics."
+    "Mean over items of `calc(inps, *targs)`, batch by batch, with torcheval's `reset`, `update` and `compute`."
     def __init__(self,
                  calc=None): # Gives a batch's value from `(inps, *targs)`; the mean of `inps` when `None`
         if calc is not None: self.calc = calc
@@ -60,19 +61,19 @@ class Metric:
                inps, # A batch: predictions, or values such as a loss
                *targs, # The batch's targets, for `calc`
                weight=None): # The batch's weight: its number of items `len(inps)` when `None`, 1 for a single value
-        "Add a batch's `calc(inps, *targs)`, weighted; the total stays where the values are. Returns `self`, so calls chain."
+        "Add a batch's `calc(inps, *targs)`, weighted, keeping the total where the values are; returns `self`."
         v,w = self.calc(inps, *targs), weight if weight is not None else len(inps) if getattr(inps, 'ndim', 0) else 1
         self.tot,self.n = self.tot + (v.detach().float() if isinstance(v, Tensor) else v)*w, self.n+w
         return self
     def compute(self): return self.tot/self.n if self.n else math.nan
 
 class Accuracy(Metric):
-    "The share of items predicted right, from predicted classes or from scores (the highest along dim 1 is the prediction)."
+    "Share of items predicted right, from classes or from scores (the highest along dim 1 is the guess)."
     def calc(self, inps, targs): return accuracy(inps, targs) if inps.ndim>1 else (inps==targs).float().mean()
 
 # %% ../nbs/09_learner.ipynb #f3a90c2e
 def to_cpu(x): # A tensor, or mappings, lists and tuples of them (and of anything else, left as is)
-    "Detach every tensor in `x` and copy it to the CPU, half precision as float32; walks through `x` as `to_device` does."
+    "Detach each tensor in `x` and copy it to the CPU, half precision as float32, walking `x` as `to_device` does."
     if isinstance(x, Tensor):
         x = x.detach().cpu()
         return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
@@ -87,17 +88,18 @@ def _fmt(v): return f'{v:.4f}' if isinstance(v, float) else str(v)
 def _metric(k, m):
     if all(callable(getattr(m, a, None)) for a in ('reset', 'update', 'compute')): return m
     if callable(m): return Metric(m)
-    raise TypeError(f"metric {k!r} should be an object with reset, update and compute, or a function f(preds, *targs), but got {m!r}")
+    raise TypeError(f"metric {k!r} should be an object with reset, update and compute, "
+                    f"or a function f(preds, *targs), but got {m!r}")
 
 class MetricsCB(Callback):
     "The loss and `metrics` over each epoch, training and validation: handed to `_log` and kept in `log`."
     def __init__(self,
                  *ms, # Metrics named after themselves: a function by its name, an object by its class
-                 **metrics): # Metrics by name; each an object with `reset`, `update`, `compute` (a `Metric`, torcheval's) or a function `f(preds, *targs)`
+                 **metrics): # Metrics by name: objects with `reset`, `update`, `compute`, or functions `f(preds, *targs)`
         names = [getattr(m, '__name__', type(m).__name__) for m in ms] + list(metrics)
         dup = next((k for k in names if names.count(k)>1), None)
-        if dup: raise ValueError(f"metric names should be unique, but got {dup!r} twice: pass one of them by keyword, under another name")
-        if 'loss' in names: raise ValueError("no metric should be named 'loss', which MetricsCB adds itself: pass it under another name")
+        if dup: raise ValueError(f"metric names should be unique, but got {dup!r} twice: name one by keyword")
+        if 'loss' in names: raise ValueError("no metric should be named 'loss': MetricsCB adds the loss itself")
         self.metrics = {k: _metric(k, m) for k,m in zip(names, [*ms, *metrics.values()])}
         self.loss = Metric()
         self.all_metrics = {'loss': self.loss, **self.metrics}
@@ -140,7 +142,7 @@ class DeviceCB(Callback):
 _cancels = dict(fit=CancelFitException, epoch=CancelEpochException, batch=CancelBatchException)
 
 class with_cbs:
-    "Decorator: run the method between the events `before_{nm}` and `after_{nm}`, end it quietly on its cancel exception, then run `cleanup_{nm}`."
+    "Decorator: wrap a method in the events `before_{nm}`, `after_{nm}` and `cleanup_{nm}`, catching its cancel exception."
     def __init__(self,
                  nm:str): # The stage: 'fit', 'epoch' or 'batch'
         if nm not in _cancels: raise ValueError(f"nm should be 'fit', 'epoch' or 'batch', but got nm={nm!r}")
@@ -163,8 +165,10 @@ def _cbs(cbs):
     "`cbs` as an `L` of callback instances; a callback is anything with an `order`."
     cbs = fc.L([cbs] if hasattr(cbs, 'order') else cbs)
     for cb in cbs:
-        if isinstance(cb, type): raise TypeError(f"cbs should hold callback instances, but got the class {cb.__name__}: pass {cb.__name__}() instead")
-        if not hasattr(cb, 'order'): raise TypeError(f"cbs should hold callbacks (objects with an `order`, such as Callback instances), but got {cb!r}")
+        if isinstance(cb, type):
+            raise TypeError(f"cbs should hold callback instances, but got the class {cb.__name__}: pass {cb.__name__}()")
+        if not hasattr(cb, 'order'):
+            raise TypeError(f"cbs should hold callbacks (objects with an `order`, such as Callback instances), but got {cb!r}")
     return cbs
 
 class Learner:
@@ -175,7 +179,7 @@ class Learner:
                  loss_func=F.mse_loss, # Called as `loss_func(preds, *targets)` (by `TrainCB`)
                  lr:float=0.1, # Learning rate, unless `fit` gets one; `None` to give one to each fit
                  cbs=None, # Callbacks for every fit: `None`, one, or any iterable of them
-                 opt_func=optim.SGD): # Builds the optimizer, `opt_func(params, lr)`, at the start of each fit; `None` for none
+                 opt_func=optim.SGD): # Builds the optimizer, `opt_func(params, lr)`, at each fit; `None` for none
         if lr is not None: _check_pos('lr', lr)
         cbs = _cbs(cbs)
         fc.store_attr()
@@ -222,12 +226,9 @@ class Learner:
         cbs = _cbs(cbs)
         if lr is None: lr = self.lr
         if lr is not None: _check_pos('lr', lr)
-        elif train and self.opt_func: raise ValueError("lr should be a positive number, but got lr=None: give one to fit or to the Learner")
-        for k in [k for k,use in (('train', train), ('valid', valid)) if use and not hasattr(self.dls, k)]:
-            raise TypeError(f"dls should have a `{k}` loader, such as a DataLoaders has, but got {self.dls!r}")
-        steps = _steps if train else _steps[:2] if valid else ()
-        missing = [s for s in steps if not hasattr(type(self), s) and not any(hasattr(cb, s) for cb in [*self.cbs, *cbs])]
-        if missing: raise AttributeError(f"nothing does the training steps {', '.join(missing)}: pass a callback that has them, such as TrainCB(), or use a learner that defines them, such as TrainLearner")
+        elif train and self.opt_func:
+            raise ValueError("lr should be a positive number, but got lr=None: give one to fit or to the Learner")
+        self._check_stages(cbs, train, valid)
         for cb in cbs: self.cbs.append(cb)
         try:
             self.n_epochs,self.epochs = n_epochs,range(n_epochs)
@@ -235,6 +236,15 @@ class Learner:
             self._fit(train, valid)
         finally:
             for cb in cbs: self.cbs.remove(cb)
+
+    def _check_stages(self, cbs, train, valid):
+        "Fail before any work unless there are loaders, and something to do each step, for the stages asked for."
+        for k,use in (('train', train), ('valid', valid)):
+            if use and not hasattr(self.dls, k): raise TypeError(f"dls should have a `{k}` loader, but got {self.dls!r}")
+        steps = _steps if train else _steps[:2] if valid else ()
+        missing = [s for s in steps if not hasattr(type(self), s) and not any(hasattr(cb, s) for cb in [*self.cbs, *cbs])]
+        if missing: raise AttributeError(f"nothing does the training steps {', '.join(missing)}: pass a callback with "
+                                         "them, such as TrainCB(), or use a learner with them, such as TrainLearner")
 
     def __getattr__(self, nm):
         if nm in _steps: return partial(self.callback, nm)
@@ -252,9 +262,9 @@ class Learner:
 
 # %% ../nbs/09_learner.ipynb #31732040
 class TrainCB(Callback):
-    "The five training steps: `preds = model(*inputs)`, `loss = loss_func(preds, *targets)`, backward, step, zero_grad."
+    "Training steps as callbacks: `model(*inputs)`, `loss_func(preds, *targets)`, backward, step, zero_grad."
     def __init__(self,
-                 n_inp:int=1): # How many of a batch's items, from the first, are the model's inputs; the rest are targets
+                 n_inp:int=1): # How many of a batch's items (from the first) the model takes; the rest are targets
         _check_int('n_inp', n_inp)
         self.n_inp = n_inp
     def predict(self, learn): learn.preds = learn.model(*learn.batch[:self.n_inp])
@@ -300,7 +310,8 @@ class ProgressCB(Callback):
         if time.perf_counter()>self._next: self._update(learn)
 
     def after_epoch(self, learn):
-        if not learn.model.training and hasattr(learn, 'metrics'): self.val_losses.append(learn.metrics.log[-1]['loss'])
+        if not learn.model.training and hasattr(learn, 'metrics'):
+            self.val_losses.append(learn.metrics.log[-1]['loss'])
         self._update(learn)
 
     def after_fit(self, learn): self.done = True
@@ -321,7 +332,7 @@ class TrainLearner(Learner):
 
 # %% ../nbs/09_learner.ipynb #b4d06e91
 class MomentumLearner(TrainLearner):
-    "A `TrainLearner` whose `zero_grad` multiplies the gradients by `mom` instead of zeroing them: momentum for plain SGD."
+    "A `TrainLearner` whose `zero_grad` multiplies the gradients by `mom` instead of zeroing them."
     def __init__(self,
                  model:nn.Module, # The model to train
                  dls, # Loaders with `train` and `valid` attributes, such as a `DataLoaders`
@@ -342,13 +353,14 @@ class MomentumLearner(TrainLearner):
 
 # %% ../nbs/09_learner.ipynb #6ec4b841
 class LRFinderCB(Callback):
-    "Grow the learning rate by `gamma` each batch, recording `lrs` and `losses`, until the loss passes `max_mult` times its minimum; then restore the model and plot."
+    "Grow the lr by `gamma` each batch, recording `lrs` and `losses`, until the loss takes off; then restore and plot."
     order = ProgressCB.order+1
     def __init__(self,
                  gamma:float=1.3, # Factor applied to the learning rate after each batch
                  max_mult:float=3): # Stop once the loss exceeds `max_mult` times the lowest so far
         for k,v in dict(gamma=gamma, max_mult=max_mult).items():
-            if isinstance(v, bool) or not isinstance(v, Real) or not v>1: raise ValueError(f"{k} should be a number larger than 1, but got {k}={v!r}")
+            if isinstance(v, bool) or not isinstance(v, Real) or not v>1:
+                raise ValueError(f"{k} should be a number larger than 1, but got {k}={v!r}")
         self.gamma,self.max_mult = gamma,max_mult
 
     def before_fit(self, learn):
@@ -382,13 +394,13 @@ class LRFinderCB(Callback):
         return ax
 
 # %% ../nbs/09_learner.ipynb #b62fb18c
-@fc.patch
+@patch
 def lr_find(self:Learner,
             gamma:float=1.3, # Factor applied to the learning rate after each batch
             max_mult:float=3, # Stop once the loss exceeds `max_mult` times the lowest so far
             start_lr:float=1e-5, # Learning rate of the first batch
             max_epochs:int=10): # Stop after this many epochs if the loss has not taken off by then
-    "Train with a learning rate growing from `start_lr` until the loss takes off, and plot loss against rate; the model is restored."
+    "Train with a learning rate growing from `start_lr` until the loss takes off, and plot it; the model is restored."
     _check_pos('start_lr', start_lr)
     _check_int('max_epochs', max_epochs)
     self.fit(max_epochs, valid=False, lr=start_lr, cbs=LRFinderCB(gamma=gamma, max_mult=max_mult))

@@ -40,7 +40,8 @@ def _one_thread_and_no_figures_left():
     torch.set_num_threads(n)
     plt.close('all')
 
-def cnn_layers(): return [conv(1, 8, ks=5), conv(8, 16), conv(16, 32), conv(32, 64), conv(64, 4, act=False), nn.Flatten()]
+def cnn_layers():
+    return [conv(1 ,8, ks=5), conv(8 ,16), conv(16,32), conv(32,64), conv(64,4, act=False), nn.Flatten()]
 
 # 09_learner: the lesson itself, as the course writes its last part
 
@@ -61,7 +62,8 @@ def test_09_learner():
     plt.plot(lrfind.lrs, lrfind.losses)
     plt.xscale('log')
     MomentumLearner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, cbs=cbs).lr_find()
-    learn = Learner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, lr=0.2, cbs=[TrainCB(), DeviceCB(), SingleBatchCB()])
+    cbs = [TrainCB(), DeviceCB(), SingleBatchCB()]
+    learn = Learner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, lr=0.2, cbs=cbs)
     learn.fit(1)
     assert learn.iter == 0 and learn.preds.shape == (16, 4)
 
@@ -188,7 +190,8 @@ def test_11_initializing():
         res = nn.Conv2d(ni, nf, stride=stride, kernel_size=ks, padding=ks//2)
         return nn.Sequential(res, act_gr()) if act else res
     def get_model():
-        return nn.Sequential(conv_gr(1, 8), conv_gr(8, 16), conv_gr(16, 32), conv_gr(32, 64), conv_gr(64, 4, act=False), nn.Flatten())
+        layers = [conv_gr(1, 8), conv_gr(8, 16), conv_gr(16, 32), conv_gr(32, 64), conv_gr(64, 4, act=False)]
+        return nn.Sequential(*layers, nn.Flatten())
     iw = partial(init_weights, leaky=0.1)
     metrics = MetricsCB(accuracy=MulticlassAccuracy())
     astats = ActivationStats(fc.risinstance(GeneralRelu))
@@ -270,7 +273,8 @@ def test_12_accel_sgd():
     learn = TrainLearner(get_model(), dls, F.cross_entropy, lr=6e-2, cbs=cbs+xtra, opt_func=optim.AdamW)
     learn.fit(3)
     rec = xtra[1]
-    assert len(rec.recs['lr']) == 3*len(dls.train) and 5e-2 < rec.recs['lr'][0] < 6e-2 and rec.recs['lr'][-1] < 1e-3   # after each step
+    lrs = rec.recs['lr']   # recorded after each step
+    assert len(lrs) == 3*len(dls.train) and 5e-2 < lrs[0] < 6e-2 and lrs[-1] < 1e-3
     xtra = [EpochSchedCB(partial(lr_scheduler.StepLR, step_size=1, gamma=0.5))]
     learn = TrainLearner(get_model(), dls, F.cross_entropy, lr=6e-2, cbs=cbs+fc.L(xtra), opt_func=optim.AdamW)
     learn.fit(2)
@@ -357,7 +361,8 @@ def test_14_augment():
     xtra = [BatchSchedCB(sched), MixedPrecision()]
     learn = Learner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, lr=lr, cbs=cbs+xtra, opt_func=optim.AdamW)
     learn.fit(epochs)
-    assert learn.preds.dtype == torch.bfloat16 and learn.loss.dtype == torch.float32 and not torch.is_autocast_enabled('cpu')
+    assert learn.preds.dtype == torch.bfloat16 and learn.loss.dtype == torch.float32
+    assert not torch.is_autocast_enabled('cpu')
     assert all(math.isfinite(d['loss']) for d in metrics.log)
     ap1, at = learn.capture_preds()
     ttacb = BatchTransformCB(partial(tfm_batch, tfm_x=partial(torch.flip, dims=(-1,))), on_val=True)
@@ -386,6 +391,7 @@ def test_ddpm_style_train_cb():
             eps = torch.randn_like(x0)
             learn.batch = ((x0+eps*t[:, None, None, None]/self.n_steps, t), eps)
         def predict(self, learn): learn.preds = learn.model(*learn.batch[0]).sample
-    learn = Learner(Unet(), dls, nn.MSELoss(), lr=1e-3, cbs=[DDPMCB(), DeviceCB(), MetricsCB(), ProgressCB()], opt_func=optim.Adam)
+    cbs = [DDPMCB(), DeviceCB(), MetricsCB(), ProgressCB()]
+    learn = Learner(Unet(), dls, nn.MSELoss(), lr=1e-3, cbs=cbs, opt_func=optim.Adam)
     learn.fit(1)
     assert learn.preds.shape == (16, 1, 28, 28) and len(learn.metrics.log) == 2
