@@ -13,7 +13,7 @@ thread: on two cores shared with other processes, two threads make small convolu
 at random moments. Each epoch's wall-clock time and CPU time (of this process, which is all the work here) are
 measured; CPU time is what other processes on a shared machine disturb least. One run; only the ratios mean much.
 """
-import argparse, time
+import argparse, statistics, time
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -84,16 +84,17 @@ def random_dls(bs, flat, n=512):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--smoke', action='store_true', help='random images, two epochs, no timing: do both loops train alike?')
-    p.add_argument('--epochs', type=int, default=6, help='epochs per loop and model')
+    p.add_argument('--epochs', type=int, default=0, help='epochs per loop and model (default: 12 for the MLP, 6 for the CNN)')
     p.add_argument('--bs', type=int, default=256, help='training batch size (validation: twice as many)')
     a = p.parse_args()
     torch.set_num_threads(1)
-    get_dls, epochs = (random_dls, 2) if a.smoke else (fashion_dls, a.epochs)
-    print(f"{'random images' if a.smoke else 'Fashion-MNIST'}, SGD, batch size {a.bs}, {epochs} epochs per loop and model, "
+    get_dls = random_dls if a.smoke else fashion_dls
+    print(f"{'random images' if a.smoke else 'Fashion-MNIST'}, SGD, batch size {a.bs}, "
           f"device {def_device}, torch threads {torch.get_num_threads()}, one run")
     res = {}
-    for name,get_model,flat,lr in (('MLP 784-50-10', mlp, True, 0.2), ("lesson 07's CNN", cnn, False, 0.1)):
-        print(f"\n{name}, lr {lr}")
+    for name,get_model,flat,lr,epochs in (('MLP 784-50-10', mlp, True, 0.2, 12), ("lesson 07's CNN", cnn, False, 0.1, 6)):
+        epochs = 2 if a.smoke else a.epochs or epochs
+        print(f"\n{name}, lr {lr}, {epochs} epochs per loop")
         res[name] = compare(name, get_model, get_dls(a.bs, flat), lr, epochs)
     print('\nseconds per epoch (train + validation), Learner / hand loop:')
     for name,(times,same) in res.items():
@@ -101,9 +102,9 @@ def main():
         if a.smoke: continue
         for clock in ('wall', 'cpu'):
             h, l = times['hand', clock], times['learn', clock]
-            ratio = sum(l)/sum(h)
+            ratio, med = sum(l)/sum(h), statistics.median(l)/statistics.median(h)
             print(f"  {clock:4} s: hand {' '.join(f'{t:.2f}' for t in h)}; Learner {' '.join(f'{t:.2f}' for t in l)}")
-            print(f"          ratio {ratio:.3f}x on the mean, {min(l)/min(h):.3f}x on the best epoch "
-                  f"(target <= 1.05x: {'met' if ratio<=1.05 else 'MISSED'})")
+            print(f"          ratio {ratio:.3f}x on the mean, {med:.3f}x on the median, {min(l)/min(h):.3f}x on the best epoch "
+                  f"(target <= 1.05x on the mean: {'met' if ratio<=1.05 else 'MISSED'})")
 
 if __name__ == '__main__': main()
