@@ -370,7 +370,7 @@ class LRFinderCB(Callback):
         self.lrs,self.losses,self.min = [],[],math.inf
 
     def after_batch(self, learn):
-        if not learn.training: raise CancelEpochException()
+        if not learn.model.training: raise CancelEpochException()
         self.lrs.append(learn.opt.param_groups[0]['lr'])
         loss = learn.loss.item()
         self.losses.append(loss)
@@ -379,7 +379,8 @@ class LRFinderCB(Callback):
         self.sched.step()
 
     def cleanup_fit(self, learn):
-        sd,training,rng,cuda = self.saved
+        if 'saved' not in vars(self): return   # an earlier callback failed before this one's before_fit
+        sd,training,rng,cuda = vars(self).pop('saved')
         learn.model.load_state_dict(sd)
         learn.model.train(training)
         torch.set_rng_state(rng)

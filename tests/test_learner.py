@@ -481,6 +481,14 @@ def test_lr_finder_stops_on_divergence_restores_and_plots():
     learn.fit(2, cbs=mcb)   # still usable: trains to a lower loss
     assert mcb.log[-1]['loss'] < mcb.log[0]['loss']
 
+def test_lr_finder_cleanup_leaves_an_earlier_error_alone():
+    class Fail(Callback):
+        def before_fit(self, learn): raise RuntimeError('before the finder')
+    learn = learner()
+    cb = LRFinderCB()
+    with pytest.raises(RuntimeError, match='before the finder') as e: learn.fit(1, lr=1e-3, cbs=[Fail(), cb])
+    assert e.value.__context__ is None   # no second error raised while cleaning up
+
 def test_lr_find_on_a_learner_without_lr():
     import matplotlib.pyplot as plt
     learn = learner(cls=MomentumLearner, lr=None, dls=lin_dls(n=64, bs=4))
