@@ -1,212 +1,405 @@
-"The Learner of lesson 07 (`miniai.learner`): events, callbacks, cancelling, metrics, the LR finder, progress and bad input, all on CPU with small synthetic data."
-import collections, math, subprocess, sys
+"""The Learner of lesson 09 (`miniai.learner`), row by row against the course's final API: signatures, attributes,
+events, callbacks, cancelling, metrics, the device, progress, the LR finder and bad input. CPU, small synthetic data."""
+import collections, inspect, math, subprocess, sys
 from functools import partial
+from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import fastcore.all as fc
+from hypothesis import given, settings, strategies as st
 from torch import nn, optim
 from miniai.training import Dataset, DataLoader, accuracy, get_dls
 from miniai.datasets import DataLoaders
+from miniai.conv import def_device
 from miniai.learner import *
-from miniai.learner import _events, _steps
+try: import torcheval.metrics as tm
+except ImportError: tm = None
+needs_torcheval = pytest.mark.skipif(tm is None, reason="torcheval is not installed (pip install torcheval)")
+
+root = Path(__file__).resolve().parent.parent
+EVENTS = [f'{p}_{s}' for p in ('before', 'after', 'cleanup') for s in ('fit', 'epoch', 'batch')]
+EVENTS += ['after_predict', 'after_loss', 'after_backward', 'after_step']
 
 class Recorder(Callback):
-    "Writes down every event it gets, except the training steps (which `TrainCB` handles)."
-    def __init__(self, order=0): self.order, self.evts = order, []
+    "Writes down every event it gets, with the learner it was given."
+    def __init__(self, order=0): self.order,self.evts,self.learns = order,[],set()
     def __getattr__(self, nm):
-        if nm in _events and nm not in _steps: return partial(self.evts.append, nm)
-        return super().__getattr__(nm)
+        if nm not in EVENTS: raise AttributeError(nm)
+        def _f(learn):
+            self.evts.append(nm)
+            self.learns.add(id(learn))
+        return _f
 
-def lin_dls(n=10, bs=4, n_valid=None):
-    "A linear regression: `y = x @ w`, `n` items, shuffled training loader of `bs`, validation loader of `2*bs`."
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 3, generator=g)
+def lin_dls(n=10, bs=4, seed=0):
+    "A linear regression `y = x @ w`: `n` items, a shuffled training loader of `bs`, a validation loader of `2*bs`."
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(seed))
     ds = Dataset(x, x @ torch.tensor([[1.], [-2.], [0.5]]))
-    vds = ds if n_valid is None else Dataset(ds.x[:n_valid], ds.y[:n_valid])
-    return DataLoaders(*get_dls(ds, vds, bs))
+    return DataLoaders(*get_dls(ds, ds, bs))
 
-def learner(cbs=(), dls=None, **kwargs):
+def learner(cbs=(), dls=None, cls=Learner, **kwargs):
     torch.manual_seed(0)
-    return Learner(nn.Linear(3, 1), lin_dls() if dls is None else dls, F.mse_loss, cbs=[TrainCB(), *cbs], **kwargs)
+    cbs = list(cbs) if cls is not Learner else [TrainCB(), *cbs]
+    return cls(nn.Linear(3, 1), lin_dls() if dls is None else dls, F.mse_loss, cbs=cbs, **kwargs)
 
-train_batch = ['before_batch', 'after_predict', 'after_loss', 'after_backward', 'after_step', 'after_batch', 'cleanup_batch']
+def raiser(exc, event, when=lambda learn: True, order=5):
+    "A callback that raises `exc` at `event` when `when(learn)`."
+    def _f(self, learn):
+        if when(learn): raise exc()
+    return type('Raise', (Callback,), {'order': order, event: _f})()
+
 valid_batch = ['before_batch', 'after_predict', 'after_loss', 'after_batch', 'cleanup_batch']
+train_batch = [*valid_batch[:3], 'after_backward', 'after_step', *valid_batch[3:]]
 
-def test_event_order_full_fit():
+# The API table, row by row
+
+def _sig(f): return {k: p.default for k,p in inspect.signature(f).parameters.items() if k!='self'}
+E = inspect.Parameter.empty
+
+def test_signatures_match_the_course():
+    assert _sig(Learner) == dict(model=E, dls=(0,), loss_func=F.mse_loss, lr=0.1, cbs=None, opt_func=optim.SGD)
+    assert _sig(Learner.fit) == dict(n_epochs=1, train=True, valid=True, cbs=None, lr=None)
+    assert _sig(MomentumLearner) == dict(model=E, dls=E, loss_func=E, lr=None, cbs=None, opt_func=optim.SGD, mom=0.85)
+    assert _sig(TrainLearner) == _sig(Learner)
+    assert _sig(TrainCB) == dict(n_inp=1) and _sig(DeviceCB) == dict(device=def_device)
+    assert list(_sig(MetricsCB)) == ['ms', 'metrics'] and _sig(ProgressCB) == dict(plot=False)
+    assert _sig(LRFinderCB) == dict(gamma=1.3, max_mult=3)
+    assert _sig(Learner.lr_find) == dict(gamma=1.3, max_mult=3, start_lr=1e-5, max_epochs=10)
+    assert _sig(run_cbs) == dict(cbs=E, method_nm=E, learn=None) and list(_sig(with_cbs)) == ['nm']
+    assert list(_sig(to_cpu)) == ['x'] and Callback.order == 0 and SingleBatchCB.order == 1
+    assert ProgressCB.order == MetricsCB.order+1 and DeviceCB.order < TrainCB.order < ProgressCB.order < LRFinderCB.order
+    assert isinstance(Learner.training, property)
+
+def test_learner_attributes_after_fit():
+    opt_func = lambda params, lr: optim.SGD(params, lr)
+    cb = TrainCB()
+    learn = Learner(nn.Linear(3, 1), lin_dls(), F.l1_loss, lr=0.3, cbs=cb, opt_func=opt_func)
+    assert (learn.loss_func, learn.lr, learn.opt_func) == (F.l1_loss, 0.3, opt_func)
+    assert isinstance(learn.cbs, fc.L) and list(learn.cbs) == [cb]
+    learn.fit(2)
+    assert isinstance(learn.opt, optim.SGD) and learn.opt.param_groups[0]['lr'] == 0.3
+    assert learn.n_epochs == 2 and learn.epochs == range(2) and learn.epoch == 1
+    assert learn.iter == 1 and learn.dl is learn.dls.valid   # the last batch: validation, batches of 8 and 2
+    assert learn.batch[0].shape == (2, 3) and learn.preds.shape == (2, 1) and learn.loss.ndim == 0
+    learn.model.train(); assert learn.training
+    learn.model.eval(); assert not learn.training
+
+def test_event_order_and_every_method_gets_the_learner():
     rec = Recorder()
-    learner([rec]).fit(2)   # 10 items: 3 training batches of 4, 4, 2; 2 validation batches of 8, 2
-    epoch = ['before_epoch', *train_batch*3, 'after_epoch', 'cleanup_epoch', 'before_epoch', *valid_batch*2, 'after_epoch', 'cleanup_epoch']
+    learn = learner([rec])
+    learn.fit(2)   # 10 items: training batches of 4, 4, 2; validation batches of 8, 2
+    end = ['after_epoch', 'cleanup_epoch']
+    epoch = ['before_epoch', *train_batch*3, *end, 'before_epoch', *valid_batch*2, *end]
     assert rec.evts == ['before_fit', *epoch*2, 'after_fit', 'cleanup_fit']
+    assert rec.learns == {id(learn)}
 
-def test_steps_are_events_and_training_learns():
-    calls = collections.Counter()
-    class Count(Callback):
-        def step(self): calls['step'] += 1
-        def zero_grad(self): calls['zero_grad'] += 1
-    learn = learner([Count()], lr=0.1)
-    learn.fit(1, valid=False)
-    assert calls == {'step': 3, 'zero_grad': 3}   # the Count callback runs beside TrainCB's own steps
-    with pytest.raises(AttributeError, match='no attribute'): learn.not_a_step
-
-def test_callbacks_sorted_by_order():
+def test_run_cbs_sorts_by_order_and_skips_missing_methods():
     seen = []
     class Note(Callback):
         def __init__(self, order): self.order = order
-        def before_fit(self): seen.append(self.order)
-    learner([Note(5), Note(-3), Note(0)]).fit(1, train=False, valid=False)
-    assert seen == [-3, 0, 5]
+        def before_fit(self, learn): seen.append((self.order, learn))
+    run_cbs([Note(5), Note(-3), Callback(), Note(0)], 'before_fit', 'L')
+    assert seen == [(-3, 'L'), (0, 'L'), (5, 'L')]
+    run_cbs([Note(1)], 'before_fit')
+    assert seen[-1] == (1, None)
 
-def test_callback_without_events_is_valid():
-    class Nothing: pass
-    learn = learner([Callback(), Nothing()])
+def test_fit_flags_and_validation_without_grad():
+    seen = []
+    class Probe(Callback):
+        def after_loss(self, learn):
+            seen.append((learn.training, learn.model.training, torch.is_grad_enabled(), learn.dl is learn.dls.train))
+    learner([Probe()]).fit(1)
+    assert seen == [(True, True, True, True)]*3 + [(False, False, False, False)]*2
+    seen.clear(); learner([Probe()]).fit(2, train=False)
+    assert seen == [(False, False, False, False)]*4
+    seen.clear(); learner([Probe()]).fit(1, valid=False)
+    assert len(seen) == 3 and all(s[0] for s in seen)
+
+def test_fit_builds_the_optimizer_from_opt_func_and_lr():
+    lrs = []
+    def opt_func(params, lr): lrs.append(lr); return optim.SGD(params, lr)
+    learn = learner(lr=0.2, opt_func=opt_func)
+    learn.fit(1); learn.fit(1, lr=0.05); learn.fit(1)
+    assert lrs == [0.2, 0.05, 0.2]   # fit's lr is for that fit only
+    learn = learner(lr=None, opt_func=opt_func)
+    learn.fit(1, lr=0.3)
+    assert lrs[-1] == 0.3
+    learn.fit(1, train=False)   # no lr, no training: no optimizer built, nothing fails
+    assert lrs[-1] == 0.3
+    learn = learner(opt_func=None)
+    w = learn.model.weight.clone()
+    learn.opt = optim.SGD(learn.model.parameters(), 0.1)   # an optimizer kept across fits
+    opt = learn.opt
     learn.fit(1)
-    assert learn.loss.ndim == 0
+    assert learn.opt is opt and not torch.equal(learn.model.weight, w)
 
-def test_callbacks_reach_learner_through_getattr():
-    class Peek(Callback):
-        def after_loss(self): self.seen = (self.epoch, self.iter, self.loss, self.model, self.training)
-    cb = Peek()
-    learn = learner([cb])
-    learn.fit(1, valid=False)
-    assert cb.seen[3] is learn.model and cb.seen[:2] == (0, 2) and cb.seen[4]
-    with pytest.raises(AttributeError, match='no_such_thing'): cb.no_such_thing
-    with pytest.raises(AttributeError, match='model'): Peek().model   # not attached to a learner yet
-
-def _raise_at(exc, event, when=lambda cb: True):
-    class Raise(Callback):
-        order = 5
-        def __getattr__(self, nm):
-            if nm==event: return lambda: (_ for _ in ()).throw(exc()) if when(self) else None
-            return super().__getattr__(nm)
-    return Raise()
-
-def test_cancel_batch():
-    rec = Recorder(order=10)
-    learn = learner([_raise_at(CancelBatchException, 'after_predict', lambda cb: cb.training and cb.iter==1), rec])
-    learn.fit(1)
-    i = rec.evts.index('after_cancel_batch')
-    # Recorder runs after the raising callback, so it never sees batch 1's after_predict
-    assert rec.evts[i-3:i+3] == ['after_batch', 'cleanup_batch', 'before_batch', 'after_cancel_batch', 'cleanup_batch', 'before_batch']
-    assert rec.evts.count('after_cancel_batch') == 1
-    assert rec.evts.count('after_backward') == 2   # batch 1's backward and step were skipped, batches 0 and 2 trained
-    assert rec.evts[-2:] == ['after_fit', 'cleanup_fit'] and 'after_cancel_epoch' not in rec.evts
-
-def test_cancel_epoch():
-    rec = Recorder(order=10)
-    learner([_raise_at(CancelEpochException, 'after_batch', lambda cb: cb.training), rec]).fit(2)
-    # Each training epoch stops after one batch; the validation epochs run in full; the fit ends normally.
-    assert rec.evts.count('after_cancel_epoch') == 2
-    assert rec.evts.count('after_backward') == 2
-    assert rec.evts.count('after_epoch') == 2   # the validation epochs
-    assert rec.evts[-2:] == ['after_fit', 'cleanup_fit']
-
-def test_cancel_fit():
-    rec = Recorder(order=10)
-    learner([_raise_at(CancelFitException, 'before_epoch', lambda cb: cb.epoch==1), rec]).fit(3)
-    assert rec.evts[-2:] == ['after_cancel_fit', 'cleanup_fit']
-    assert 'after_fit' not in rec.evts
-    assert rec.evts.count('cleanup_epoch') == 3   # epoch 0's training and validation, then epoch 1's, cancelled at its start
-
-def test_fit_cbs_removed_even_on_error():
+def test_fit_cbs_added_for_the_fit_and_removed_even_on_error():
     learn = learner()
     class Boom(Callback):
-        def after_loss(self): raise RuntimeError('boom')
+        def after_loss(self, learn): raise RuntimeError('boom')
     boom, rec = Boom(), Recorder()
     with pytest.raises(RuntimeError, match='boom'): learn.fit(1, cbs=[boom, rec])
-    assert boom not in learn.cbs and rec not in learn.cbs and len(learn.cbs) == 1
+    assert len(learn.cbs) == 1 and isinstance(learn.cbs[0], TrainCB)
     assert rec.evts[-3:] == ['cleanup_batch', 'cleanup_epoch', 'cleanup_fit']   # no after_* events, but every cleanup_*
     learn.fit(1, cbs=SingleBatchCB())
     assert len(learn.cbs) == 1
 
-def test_zero_epochs_is_a_noop():
+def test_zero_epochs_runs_only_the_fit_events():
     rec = Recorder()
     learn = learner([rec])
     w = learn.model.weight.clone()
     learn.fit(0)
-    assert rec.evts == [] and torch.equal(w, learn.model.weight)
+    assert rec.evts == ['before_fit', 'after_fit', 'cleanup_fit'] and torch.equal(w, learn.model.weight)
 
-class Fixed(nn.Module):
-    "Ignores the input's values: returns the rows of `out` given by the item indices in `x`."
-    def __init__(self, out): super().__init__(); self.out, self.w = out, nn.Parameter(torch.zeros(()))
-    def forward(self, x): return self.out[x.long().squeeze(1)] + self.w
+# Cancelling
 
-class CountCorrect:
-    "A torcheval-like metric (reset/update/compute), by duck typing."
-    def reset(self): self.right, self.n = 0, 0
-    def update(self, preds, y): self.right, self.n = self.right+(preds.argmax(1)==y).sum(), self.n+len(y)
-    def compute(self): return self.right/self.n
+def test_cancel_batch_ends_only_that_batch():
+    rec = Recorder(order=10)
+    learner([raiser(CancelBatchException, 'after_predict', lambda l: l.training and l.iter==1), rec]).fit(1)
+    i = rec.evts.index('before_batch', rec.evts.index('cleanup_batch'))   # batch 1
+    assert rec.evts[i:i+3] == ['before_batch', 'cleanup_batch', 'before_batch']   # its other events skipped
+    assert rec.evts.count('after_backward') == 2 and rec.evts.count('after_batch') == 4
+    assert rec.evts[-2:] == ['after_fit', 'cleanup_fit'] and rec.evts.count('after_epoch') == 2
 
-def test_metrics_equal_hand_computation_uneven_last_batch():
-    torch.manual_seed(0)
-    out, y = torch.randn(7, 4), torch.tensor([0, 1, 2, 3, 0, 3, 3])
-    ds = Dataset(torch.arange(7.)[:, None], y)
-    dls = DataLoaders(DataLoader(ds, batch_size=5), DataLoader(ds, batch_size=5))   # batches of 5 and 2
-    def top_score(preds, y): return preds.max(1).values.mean()
-    mcb = MetricsCB(accuracy, top_score, counted=CountCorrect())
-    Learner(Fixed(out), dls, F.cross_entropy, cbs=[TrainCB(), mcb]).fit(1, train=False)
-    log = mcb.log[0]
-    assert list(log) == ['epoch', 'train', 'loss', 'accuracy', 'top_score', 'counted']
-    assert log['epoch'] == 0 and log['train'] == 'eval'
-    assert log['loss'] == pytest.approx(F.cross_entropy(out, y).item(), rel=1e-6)   # the mean over all 7 items
-    acc = (out.argmax(1)==y).float().mean().item()
-    assert log['accuracy'] == pytest.approx(acc) and log['counted'] == pytest.approx(acc)
-    assert log['top_score'] == pytest.approx(out.max(1).values.mean().item(), rel=1e-6)
-    # an unweighted mean of the two batch means would differ
-    unweighted = (F.cross_entropy(out[:5], y[:5]) + F.cross_entropy(out[5:], y[5:])).item()/2
-    assert abs(unweighted - log['loss']) > 1e-3
+def test_cancel_epoch_ends_only_that_epoch():
+    rec = Recorder(order=10)
+    learner([raiser(CancelEpochException, 'after_batch', lambda l: l.training), rec]).fit(2)
+    # Each training epoch stops after one batch; the validation epochs run in full; the fit ends normally.
+    assert rec.evts.count('after_backward') == 2 and rec.evts.count('cleanup_epoch') == 4
+    assert rec.evts.count('after_epoch') == 2 and rec.evts[-2:] == ['after_fit', 'cleanup_fit']
 
-def test_metrics_per_epoch_train_and_valid(capsys):
-    mcb = MetricsCB()
-    learner([mcb]).fit(2)
-    assert [(d['epoch'], d['train']) for d in mcb.log] == [(0, 'train'), (0, 'eval'), (1, 'train'), (1, 'eval')]
-    assert capsys.readouterr().out.count('loss: ') == 4   # printed without a ProgressCB
-    with pytest.raises(ValueError, match="'loss'"): MetricsCB(loss=accuracy)
-
-def test_to_device_nested():
-    Point = collections.namedtuple('Point', 'x y')
-    b = {'a': [torch.ones(2), (torch.zeros(1), 'text')], 'p': Point(torch.ones(1), 3), 'n': None}
-    r = to_device(b, 'cpu')
-    assert type(r) is dict and type(r['a']) is list and type(r['a'][1]) is tuple and type(r['p']) is Point
-    assert torch.equal(r['a'][0], torch.ones(2)) and r['a'][1][1] == 'text' and r['p'].y == 3 and r['n'] is None
-    r = to_device(b, 'meta')   # a real move to another device, with no GPU
-    assert r['a'][0].device.type == 'meta' and r['p'].x.device.type == 'meta' and r['a'][1][1] == 'text'
-
-def test_device_cb_trains_on_cpu():
-    learn = learner([DeviceCB('cpu'), MetricsCB()])
-    learn.fit(1)
-    assert def_device in ('cuda', 'cpu') and learn.batch[0].device.type == 'cpu'
-
-def test_lr_finder_stops_on_divergence_and_restores():
-    dls = lin_dls(n=64, bs=4)   # 16 batches an epoch; from 1e-4 growing 1.5x each batch, SGD diverges within ~25 batches
-    learn = learner(dls=dls, lr=0.01)
-    learn.model.train(False)
-    w = {k: v.clone() for k,v in learn.model.state_dict().items()}
-    rng = torch.get_rng_state()
-    cb = learn.lr_find(start_lr=1e-4, end_lr=1e6, gamma=1.5, plot=False)
-    assert len(cb.lrs) == len(cb.losses) and cb.lrs[0] == pytest.approx(1e-4) and cb.lrs[1] == pytest.approx(1.5e-4)
-    assert cb.losses[-1] > 3*min(cb.losses) or not math.isfinite(cb.losses[-1])   # stopped by divergence ...
-    assert cb.lrs[-1] < 1e6 and len(cb.lrs) < 40                                   # ... long before the end of the range
-    assert all(torch.equal(v, w[k]) for k,v in learn.model.state_dict().items())
-    assert not learn.model.training and torch.equal(torch.get_rng_state(), rng)
-    assert cb not in learn.cbs and learn.lr == 0.01
-    mcb = MetricsCB()
-    learn.fit(2, cbs=mcb)   # still usable: trains to a lower loss
-    assert mcb.log[-1]['loss'] < mcb.log[0]['loss']
-
-def test_lr_finder_stops_at_end_of_range():
-    ds = Dataset(torch.ones(8, 3), torch.zeros(8, 1))   # every batch alike, so the loss only falls at these tiny rates
-    learn = learner(dls=DataLoaders(*get_dls(ds, ds, 4)))   # 2 batches an epoch, so the finder needs several epochs
-    cb = learn.lr_find(start_lr=1e-6, end_lr=1e-5, gamma=1.3, plot=False)
-    assert cb.lrs[-1] >= 1e-5 and cb.lrs[-2] < 1e-5 and len(cb.lrs) == 10
-    ax = cb.plot()
-    assert ax.get_xscale() == 'log' and len(ax.lines[0].get_xdata()) == 10
+def test_cancel_fit_ends_the_fit():
+    rec = Recorder(order=10)
+    learner([raiser(CancelFitException, 'before_epoch', lambda l: l.epoch==1), rec]).fit(3)
+    assert rec.evts[-1] == 'cleanup_fit' and 'after_fit' not in rec.evts
+    assert rec.evts.count('cleanup_epoch') == 3   # epoch 0's training and validation, then epoch 1's, cancelled
 
 def test_single_batch_cb():
     rec = Recorder()
     learn = learner()
     learn.fit(3, cbs=[SingleBatchCB(), rec])
-    assert rec.evts.count('before_batch') == 1 and rec.evts[-2:] == ['after_cancel_fit', 'cleanup_fit']
-    assert learn.preds.shape == (4, 1)
+    assert rec.evts.count('before_batch') == 1 and rec.evts.count('after_batch') == 1   # order 1: others see the batch
+    assert rec.evts[-2:] == ['cleanup_epoch', 'cleanup_fit'] and learn.preds.shape == (4, 1)
+
+def test_with_cbs_catches_only_its_level():
+    class O:
+        def __init__(self): self.said = []
+        def callback(self, nm): self.said.append(nm)
+        @with_cbs('batch')
+        def run(self, exc=None):
+            "Docstring kept"
+            if exc: raise exc()
+    o = O(); o.run(); assert o.said == ['before_batch', 'after_batch', 'cleanup_batch']
+    o = O(); o.run(CancelBatchException); assert o.said == ['before_batch', 'cleanup_batch']
+    for exc in (CancelEpochException, CancelFitException, KeyError):
+        o = O()
+        with pytest.raises(exc): o.run(exc)
+        assert o.said == ['before_batch', 'cleanup_batch']
+    assert O.run.__doc__ == 'Docstring kept'
+
+# The training steps
+
+def test_steps_come_from_callbacks_and_run_in_order():
+    calls = []
+    class Count(Callback):
+        def step(self, learn): calls.append('step')
+        def zero_grad(self, learn): calls.append('zero_grad')
+    learner([Count()]).fit(1, valid=False)
+    assert calls == ['step', 'zero_grad']*3   # beside TrainCB's own steps
+    with pytest.raises(AttributeError, match="'Learner' object has no attribute 'not_a_step'"): learner().not_a_step
+
+def _fit_weights(cls, cbs=(), **kwargs):
+    learn = learner(cbs, cls=cls, **kwargs)
+    learn.fit(2)
+    return [p.detach().clone() for p in learn.model.parameters()]
+
+def test_train_learner_equals_learner_with_train_cb():
+    assert all(torch.equal(a, b) for a,b in zip(_fit_weights(Learner), _fit_weights(TrainLearner)))
+
+def test_train_cb_n_inp():
+    class Add(nn.Module):
+        def __init__(self): super().__init__(); self.lin = nn.Linear(3, 1)
+        def forward(self, a, b): return self.lin(a+b)
+    seen = []
+    def loss_func(preds, y, w): seen.append(w.shape); return (w*(preds-y)**2).mean()
+    x = torch.randn(8, 3)
+    dl = DataLoader(list(zip(x, x*0, x[:, :1], torch.ones(8, 1))), batch_size=4)
+    learn = Learner(Add(), DataLoaders(dl, dl), loss_func, cbs=TrainCB(n_inp=2))
+    learn.fit(1)
+    assert seen == [(4, 1)]*4 and learn.preds.shape == (4, 1)
+
+def test_momentum_learner_keeps_mom_of_the_gradients():
+    learn = MomentumLearner(nn.Linear(3, 1), lin_dls(), F.mse_loss, mom=0.5)
+    assert learn.lr is None and learn.mom == 0.5 and learn.opt_func is optim.SGD
+    g = torch.randn(1, 3)
+    learn.model.weight.grad = g.clone()
+    learn.model.bias.grad = None   # a parameter without a gradient is left alone
+    learn.zero_grad()
+    assert torch.equal(learn.model.weight.grad, g*0.5) and learn.model.bias.grad is None
+    torch.manual_seed(0)
+    learn.fit(1, lr=0.01, valid=False)   # trains: weights move, gradients stay nonzero between steps
+    assert learn.model.weight.grad.abs().sum() > 0
+
+def test_momentum_learner_is_sgd_with_momentum():
+    "Keeping `mom` of each gradient is PyTorch's SGD momentum without dampening: buf = mom*buf + grad; p -= lr*buf."
+    ml = _fit_weights(MomentumLearner, lr=0.05, mom=0.85)
+    sgd = _fit_weights(TrainLearner, lr=0.05, opt_func=partial(optim.SGD, momentum=0.85))
+    plain = _fit_weights(TrainLearner, lr=0.05)
+    assert all(torch.allclose(a, b, atol=1e-6) for a,b in zip(ml, sgd))
+    assert not all(torch.allclose(a, b, atol=1e-3) for a,b in zip(ml, plain))
+
+# Metrics
+
+class Fixed(nn.Module):
+    "Ignores the input's values: returns the rows of `out` given by the item indices in `x`."
+    def __init__(self, out): super().__init__(); self.out,self.w = out,nn.Parameter(torch.zeros(()))
+    def forward(self, x): return self.out[x.long().squeeze(1)] + self.w
+
+class CountCorrect:
+    "A torcheval-like metric (reset/update/compute), by duck typing."
+    def reset(self): self.right,self.n = 0,0
+    def update(self, preds, y): self.right,self.n = self.right+(preds.argmax(1)==y).sum(),self.n+len(y)
+    def compute(self): return self.right/self.n
+
+def test_metrics_cb_equals_hand_computation_with_uneven_batches():
+    torch.manual_seed(0)
+    out, y = torch.randn(7, 4), torch.tensor([0, 1, 2, 3, 0, 3, 3])
+    ds = Dataset(torch.arange(7.)[:, None], y)
+    dls = DataLoaders(DataLoader(ds, batch_size=5), DataLoader(ds, batch_size=5))   # batches of 5 and 2
+    def top_score(preds, y): return preds.max(1).values.mean()
+    mcb = MetricsCB(accuracy, top_score, Accuracy(), counted=CountCorrect())
+    logged = []
+    mcb._log = logged.append
+    learn = Learner(Fixed(out), dls, F.cross_entropy, cbs=[TrainCB(), mcb])
+    learn.fit(1, train=False)
+    assert learn.metrics is mcb and logged == mcb.log and len(mcb.log) == 1
+    log = mcb.log[0]
+    assert list(log) == ['epoch', 'train', 'loss', 'accuracy', 'top_score', 'Accuracy', 'counted']
+    assert list(mcb.metrics) == ['accuracy', 'top_score', 'Accuracy', 'counted']
+    assert list(mcb.all_metrics) == ['loss', *mcb.metrics]
+    assert mcb.all_metrics['loss'] is mcb.loss and isinstance(mcb.metrics['counted'], CountCorrect)
+    assert log['epoch'] == 0 and log['train'] == 'eval'
+    assert log['loss'] == pytest.approx(F.cross_entropy(out, y).item(), rel=1e-6)   # the mean over all 7 items
+    acc = (out.argmax(1)==y).float().mean().item()
+    assert [log[k] for k in ('accuracy', 'Accuracy', 'counted')] == pytest.approx([acc]*3)
+    assert log['top_score'] == pytest.approx(out.max(1).values.mean().item(), rel=1e-6)
+    unweighted = (F.cross_entropy(out[:5], y[:5]) + F.cross_entropy(out[5:], y[5:])).item()/2   # equal batch weights
+    assert abs(unweighted - log['loss']) > 1e-3
+
+def test_metrics_cb_per_epoch_and_phase_and_prints_without_progress(capsys):
+    mcb = MetricsCB()
+    learner([mcb]).fit(2)
+    assert [(d['epoch'], d['train']) for d in mcb.log] == [(0, 'train'), (0, 'eval'), (1, 'train'), (1, 'eval')]
+    assert capsys.readouterr().out.count('loss: ') == 4
+    learner([mcb]).fit(1)
+    assert len(mcb.log) == 2   # the log of the latest fit
+
+def test_metrics_cb_targets_follow_n_inp():
+    "With `TrainCB(n_inp=2)` the targets are the batch's items after the first two, for metrics as for the loss."
+    seen = []
+    def targ_mean(preds, y): seen.append(y.shape); return y.float().mean()
+    class Add(nn.Module):
+        def __init__(self): super().__init__(); self.w = nn.Parameter(torch.zeros(()))
+        def forward(self, a, b): return a+b+self.w
+    a, b, y = torch.ones(6, 1), torch.full((6, 1), 2.), torch.full((6, 1), 5.)
+    dl = DataLoader(list(zip(a, b, y)), batch_size=3)
+    mcb = MetricsCB(targ_mean)
+    Learner(Add(), DataLoaders(dl, dl), F.mse_loss, cbs=[mcb, TrainCB(n_inp=2)]).fit(1, train=False)
+    assert seen == [(3, 1)]*2 and mcb.log[0]['targ_mean'] == 5. and mcb.log[0]['loss'] == pytest.approx(4.)
+
+def test_metrics_cb_weights_the_loss_by_the_number_of_targets():
+    "Inputs nested in a tuple (as a diffusion model's `(x, t)`): each batch's loss weighs its number of targets."
+    class Pair(nn.Module):
+        def __init__(self): super().__init__(); self.lin = nn.Linear(3, 1)
+        def forward(self, xt): return self.lin(xt[0]) + xt[1]
+    x, t, y = torch.randn(7, 3), torch.randn(7, 1), torch.randn(7, 1)
+    batches = [((x[:5], t[:5]), y[:5]), ((x[5:], t[5:]), y[5:])]
+    mcb = MetricsCB()
+    learn = Learner(Pair(), DataLoaders(batches, batches), F.mse_loss, cbs=[TrainCB(), mcb])
+    learn.fit(1, train=False)
+    with torch.no_grad(): expected = F.mse_loss(learn.model((x, t)), y).item()
+    assert mcb.log[0]['loss'] == pytest.approx(expected, rel=1e-5)
+
+def test_metric_and_accuracy_by_hand():
+    acc = Accuracy()
+    acc.update(torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([0, 1, 1, 2, 1, 0]))
+    assert acc.update(torch.tensor([1, 1, 2, 0, 1]), torch.tensor([0, 1, 1, 2, 1])) is acc
+    assert acc.compute().item() == pytest.approx(5/11)   # weighted by items, not the course's 0.45
+    assert Accuracy().update(torch.eye(3)[[0, 2, 1]], torch.tensor([0, 1, 1])).compute().item() == pytest.approx(2/3)
+    m = Metric()
+    assert math.isnan(m.compute())
+    m.update(torch.tensor(0.6), weight=32); m.update(0.9, weight=2)
+    assert m.compute().item() == pytest.approx((0.6*32+0.9*2)/34)
+    m.reset(); m.update(torch.tensor(2.)); m.update(torch.tensor(4.))
+    assert m.compute().item() == 3.   # a single value weighs 1
+    m = Metric(lambda p, y: (p-y).abs().mean())
+    m.update(torch.zeros(4), torch.ones(4)); m.update(torch.zeros(1), torch.full((1,), 6.))
+    assert m.compute().item() == pytest.approx(2.)   # (4*1 + 1*6)/5
+    t = torch.ones(3, requires_grad=True)
+    assert not Metric().update(t*2).compute().requires_grad
+
+@needs_torcheval
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=5), st.integers(0, 2**16))
+def test_metric_and_accuracy_match_torcheval(sizes, seed):
+    g = torch.Generator().manual_seed(seed)
+    ours, theirs, loss, tmean = Accuracy(), tm.MulticlassAccuracy(), Metric(), tm.Mean()
+    for n in sizes:
+        preds, y = torch.randn(n, 4, generator=g), torch.randint(0, 4, (n,), generator=g)
+        l = torch.rand((), generator=g)
+        ours.update(preds, y); theirs.update(preds, y)
+        loss.update(l, weight=n); tmean.update(l, weight=n)
+    assert ours.compute().item() == pytest.approx(theirs.compute().item(), abs=1e-6)
+    assert loss.compute().item() == pytest.approx(tmean.compute().item(), rel=1e-5)
+
+@needs_torcheval
+def test_metrics_cb_takes_torcheval_metrics():
+    mcb = MetricsCB(tm.MulticlassAccuracy(), mine=Accuracy())
+    torch.manual_seed(0)
+    x = torch.randn(30, 5); y = x[:, :3].argmax(1)
+    dls = DataLoaders(*get_dls(Dataset(x, y), Dataset(x, y), 8))
+    Learner(nn.Linear(5, 3), dls, F.cross_entropy, cbs=[TrainCB(), mcb]).fit(2)
+    assert [d['MulticlassAccuracy'] for d in mcb.log] == pytest.approx([d['mine'] for d in mcb.log])
+
+# The device
+
+def test_device_cb_moves_model_and_batch():
+    "On the `meta` device (no GPU needed): a probe after DeviceCB sees the model and the batch there."
+    seen = {}
+    class Probe(Callback):
+        def before_fit(self, learn): seen['model'] = [p.device.type for p in getattr(learn.model, 'parameters', list)()]
+        def before_batch(self, learn):
+            seen['batch'] = [t.device.type for t in learn.batch]
+            raise CancelFitException()   # nothing to compute on meta tensors
+    learn = Learner(nn.Linear(3, 1), lin_dls(), cbs=[Probe(), TrainCB(), DeviceCB('meta')])   # listed last, runs first
+    learn.fit(1)
+    assert seen == {'model': ['meta', 'meta'], 'batch': ['meta', 'meta']}
+    class NoTo:   # a model of the Learner's own kind: it can train, but has no `to`
+        training = True
+        def train(self, mode=True): self.training = mode
+        def __call__(self, x): return x
+    Learner(NoTo(), lin_dls(), cbs=[Probe(), TrainCB(), DeviceCB('meta')], opt_func=None).fit(1, train=False)
+    assert seen == {'model': [], 'batch': ['meta', 'meta']}
+
+def test_metrics_follow_the_model_device():
+    class Spy(CountCorrect):
+        def to(self, device): self.device = device; return self
+    spy = Spy()
+    learner([MetricsCB(spy=spy)]).fit(1, cbs=DeviceCB('cpu'))
+    assert spy.device == torch.device('cpu')
+
+def test_to_cpu_nested_half_and_detached():
+    Point = collections.namedtuple('Point', 'x y')
+    t = torch.ones(2, requires_grad=True)*3
+    half, bf16 = torch.ones(1, dtype=torch.float16), torch.ones(1, dtype=torch.bfloat16)
+    b = {'a': [t, (half, 'text')], 'p': Point(bf16, 3), 'n': None}
+    r = to_cpu(b)
+    assert type(r) is dict and type(r['a']) is list and type(r['a'][1]) is tuple and type(r['p']) is Point
+    assert not r['a'][0].requires_grad and torch.equal(r['a'][0], torch.full((2,), 3.))
+    assert r['a'][1][0].dtype == torch.float32 and r['p'].x.dtype == torch.float32 and r['a'][1][1] == 'text'
+    assert r['p'].y == 3 and r['n'] is None and to_cpu(torch.arange(3)).dtype == torch.int64
+
+# Progress and the LR finder
 
 def test_progress_headless():
     code = """
@@ -216,57 +409,214 @@ from miniai.training import Dataset, get_dls
 from miniai.datasets import DataLoaders
 from miniai.learner import *
 x = torch.randn(40, 3)
-dls = DataLoaders(*get_dls(Dataset(x, x.sum(1, keepdim=True)), Dataset(x, x.sum(1, keepdim=True)), 8))
+ds = Dataset(x, x.sum(1, keepdim=True))
+dls = DataLoaders(*get_dls(ds, ds, 8))
 mcb, pcb = MetricsCB(), ProgressCB(plot=True)
 learn = Learner(nn.Linear(3, 1), dls, F.mse_loss, cbs=[TrainCB(), DeviceCB(), mcb, pcb])
 learn.fit(2)
 print('FIT1')
-assert len(pcb.losses) == 10 and len(pcb.val_losses) == 2 and len(mcb.log) == 4
+assert len(pcb.losses) == 10 and pcb.val_losses == [d['loss'] for d in mcb.log if d['train'] == 'eval']
 learn.fit(1, cbs=SingleBatchCB())
-learn.lr_find(plot=True)
+learn.lr_find()
 print('DONE')
 """
-    env = {'MPLBACKEND': 'Agg', 'PATH': '/usr/bin:/bin', 'HOME': '/tmp'}   # no DISPLAY, no notebook
+    env = {'MPLBACKEND': 'Agg', 'PATH': '/usr/bin:/bin', 'HOME': '/tmp', 'PYTHONPATH': str(root)}   # no display
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.rstrip().endswith('DONE')
-    out = res.stdout.split('FIT1')[0]
-    lines = [l.split('\r')[-1].split() for l in out.splitlines()]
-    table = [l for l in lines if l and l[-2:-1] and l[0] in ('epoch', '0', '1')]
-    assert ['epoch', 'train', 'loss'] in [l[-3:] for l in table]
-    assert [l[-3:-1] for l in table if l[-3] in ('0', '1')] == [['0', 'train'], ['0', 'eval'], ['1', 'train'], ['1', 'eval']]
+    lines = [l.split() for l in res.stdout.split('FIT1')[0].splitlines()]   # the table's lines among the bars' ones
+    lines = [l for l in lines if l and (l[0]=='epoch' or l[0].isdigit())]
+    assert lines[0] == ['epoch', 'train', 'loss']
+    assert [l[:2] for l in lines[1:]] == [['0', 'train'], ['0', 'eval'], ['1', 'train'], ['1', 'eval']]
 
-def test_bad_inputs():
+def test_progress_cb_in_a_notebook_closes_bars_and_plot_however_the_fit_ends(monkeypatch, capsys):
+    "With fastprogress's notebook bars: the table, the plot, and a cancelled fit's bar closed once, by `cleanup_fit`."
+    import IPython.display, matplotlib.pyplot as plt, miniai.learner
+    from fastprogress.fastprogress import NBMasterBar, NBProgressBar
+    class Handle:   # what `display(..., display_id=True)` returns in a notebook
+        def update(self, obj): pass
+    monkeypatch.setattr(IPython.display, 'display', lambda *args, **kwargs: Handle())
+    ends = []
+    class Bar(NBMasterBar):
+        def on_iter_end(self): ends.append(1); super().on_iter_end()
+    monkeypatch.setattr(miniai.learner, 'master_bar', Bar)
+    monkeypatch.setattr(miniai.learner, 'progress_bar', NBProgressBar)
+    plt.close('all')
+    mcb, pcb = MetricsCB(), ProgressCB(plot=True)
+    learn = learner([mcb, pcb])
+    learn.fit(2)
+    assert ends == [1] and len(pcb.mbar.lines) == 5 and pcb.mbar.lines[0] == ['epoch', 'train', 'loss']
+    assert len(pcb.mbar.graph_ax.lines[0].get_xdata()) == 6 and list(pcb.mbar.graph_ax.lines[1].get_xdata()) == [3, 6]
+    assert not plt.get_fignums() and '_log' not in vars(mcb)
+    learn.fit(2, cbs=SingleBatchCB())   # cancelled: nobody else ends the bar
+    assert ends == [1, 1] and not plt.get_fignums() and '_log' not in vars(mcb)
+    class Draw(Callback):   # another figure is the current one when the fit is cancelled
+        order = 5
+        def after_batch(self, learn): plt.figure(); raise CancelFitException()
+    learn.fit(1, cbs=Draw())
+    assert ends == [1, 1, 1] and not plt.fignum_exists(pcb.mbar.graph_fig.number)
+    plt.close('all')
+    learn.lr_find()   # the finder's plot comes after the bars are closed, and stays
+    assert len(plt.get_fignums()) == 1 and plt.gca().get_xscale() == 'log'
+
+def test_lr_finder_stops_on_divergence_restores_and_plots():
+    import matplotlib.pyplot as plt
+    dls = lin_dls(n=64, bs=4)   # 16 batches an epoch; SGD from 1e-4 growing 1.5x each batch diverges within ~25 batches
+    learn = learner(dls=dls, lr=0.01)
+    learn.model.train(False)
+    w = {k: v.clone() for k,v in learn.model.state_dict().items()}
+    rng = torch.get_rng_state()
+    plt.close('all')
+    cb = LRFinderCB(gamma=1.5)
+    learn.fit(10, lr=1e-4, cbs=cb)
+    assert len(cb.lrs) == len(cb.losses) and cb.lrs[0] == pytest.approx(1e-4) and cb.lrs[1] == pytest.approx(1.5e-4)
+    assert cb.losses[-1] > 3*min(cb.losses) or not math.isfinite(cb.losses[-1])   # stopped by divergence ...
+    assert len(cb.lrs) < 40 and cb.min == min(cb.losses)                           # ... long before 10 epochs
+    assert all(torch.equal(v, w[k]) for k,v in learn.model.state_dict().items())
+    assert not learn.model.training and torch.equal(torch.get_rng_state(), rng)
+    assert cb not in learn.cbs and learn.lr == 0.01
+    ax = plt.gca()
+    assert ax.get_xscale() == 'log' and list(ax.lines[0].get_xdata()) == cb.lrs
+    mcb = MetricsCB()
+    learn.fit(2, cbs=mcb)   # still usable: trains to a lower loss
+    assert mcb.log[-1]['loss'] < mcb.log[0]['loss']
+
+def test_lr_finder_cleanup_leaves_an_earlier_error_alone():
+    class Fail(Callback):
+        def before_fit(self, learn): raise RuntimeError('before the finder')
     learn = learner()
-    with pytest.raises(ValueError, match=r'n_epochs=-1'): learn.fit(-1)
-    with pytest.raises(ValueError, match=r'n_epochs=1\.5'): learn.fit(1.5)
-    for lr in (0, -0.1, float('nan')):
-        with pytest.raises(ValueError, match=rf'lr={lr!r}'): Learner(nn.Linear(3, 1), lin_dls(), lr=lr)
-        with pytest.raises(ValueError, match=rf'lr={lr!r}'): learn.fit(1, lr=lr)
-    with pytest.raises(TypeError, match=r'tuple without train or valid'): Learner(nn.Linear(3, 1), (0,))
-    with pytest.raises(TypeError, match=r'without valid'):
-        Learner(nn.Linear(3, 1), type('OnlyTrain', (), {'train': []})())
-    with pytest.raises(TypeError, match=r'class TrainCB: pass TrainCB\(\) instead'): Learner(nn.Linear(3, 1), lin_dls(), cbs=[TrainCB])
-    with pytest.raises(TypeError, match=r'class SingleBatchCB'): learn.fit(1, cbs=SingleBatchCB)
+    cb = LRFinderCB()
+    with pytest.raises(RuntimeError, match='before the finder') as e: learn.fit(1, lr=1e-3, cbs=[Fail(), cb])
+    assert e.value.__context__ is None   # no second error raised while cleaning up
+
+def test_lr_find_on_a_learner_without_lr():
+    import matplotlib.pyplot as plt
+    learn = learner(cls=MomentumLearner, lr=None, dls=lin_dls(n=64, bs=4))
+    w = {k: v.clone() for k,v in learn.model.state_dict().items()}
+    plt.close('all')
+    learn.lr_find(gamma=2, start_lr=1e-3)
+    assert all(torch.equal(v, w[k]) for k,v in learn.model.state_dict().items()) and len(learn.cbs) == 0
+    assert plt.gca().get_xscale() == 'log' and plt.gca().lines[0].get_xdata()[0] == pytest.approx(1e-3)
+    lrs = []
+    learn.opt_func = lambda p, lr: lrs.append(lr) or optim.SGD(p, lr)
+    learn.lr_find(max_epochs=1)
+    assert lrs == [1e-5]
+
+def test_lr_finder_runs_out_of_epochs_and_skips_validation():
+    ds = Dataset(torch.ones(8, 3), torch.zeros(8, 1))   # every batch alike, so the loss only falls at these rates
+    learn = learner(dls=DataLoaders(*get_dls(ds, ds, 4)))
+    cb, rec = LRFinderCB(), Recorder()
+    learn.fit(3, lr=1e-6, cbs=[cb, rec])
+    assert len(cb.lrs) == 6 and cb.lrs[-1] == pytest.approx(1e-6*1.3**5)   # the training batches only
+    assert rec.evts.count('cleanup_epoch') == 6 and rec.evts.count('after_epoch') == 3   # validation epochs cancelled
+
+# The forms of `cbs`, and bad input
+
+def _gen(cbs): yield from cbs
+
+@pytest.mark.parametrize('form', ['one', 'list', 'tuple', 'L', 'generator', 'none'])
+def test_every_form_of_cbs(form):
+    rec = Recorder()
+    cbs = {'one': rec, 'list': [rec], 'tuple': (rec,), 'L': fc.L([rec]), 'generator': _gen([rec]), 'none': None}[form]
+    learn = Learner(nn.Linear(3, 1), lin_dls(), cbs=cbs if form!='none' else None)
+    learn.fit(1, cbs=[TrainCB()])
+    assert isinstance(learn.cbs, fc.L) and list(learn.cbs) == ([] if form=='none' else [rec])
+    assert rec.evts.count('after_batch') == (0 if form=='none' else 5)
+    learn = Learner(nn.Linear(3, 1), lin_dls(), cbs=TrainCB())
+    learn.fit(1, cbs=cbs if form!='generator' else _gen([rec]))
     assert len(learn.cbs) == 1
-    with pytest.raises(ValueError, match=r'end_lr=1e-06'): learn.lr_find(start_lr=1e-5, end_lr=1e-6)
-    with pytest.raises(ValueError, match=r'gamma=1'): learn.lr_find(gamma=1)
+
+def test_an_iterable_callback_counts_as_one():
+    class Hooks(Callback):   # like the course's HooksCallback: iterates over its hooks
+        def __init__(self): self.seen = 0
+        def __iter__(self): return iter(self.hooks)
+        def __len__(self): return len(self.hooks)
+        def after_batch(self, learn): self.seen += 1
+    h = Hooks()
+    learn = learner()
+    learn.fit(1, cbs=h)
+    assert h.seen == 5 and len(Learner(nn.Linear(3, 1), lin_dls(), cbs=h).cbs) == 1
+
+def fails(exc, msg, f, *args, **kwargs):
+    with pytest.raises(exc, match=msg): f(*args, **kwargs)
+
+def test_bad_fit_and_learner_arguments():
+    learn, lin, dls = learner(), nn.Linear(3, 1), lin_dls()
+    fails(ValueError, r'n_epochs should be a non-negative integer value, but got n_epochs=-1', learn.fit, -1)
+    fails(ValueError, r'n_epochs=1\.5', learn.fit, 1.5)
+    fails(ValueError, r'n_epochs=True', learn.fit, True)
+    for lr in (0, -0.1, float('nan'), '0.1', True):
+        fails(ValueError, rf'lr should be a positive number, but got lr={lr!r}', Learner, lin, dls, lr=lr)
+        fails(ValueError, rf'lr={lr!r}', learn.fit, 1, lr=lr)
+    fails(ValueError, r'lr=None: give one to fit or to the Learner', learner(lr=None).fit, 1)
+    fails(TypeError, r'dls should have a `train` loader, but got \(0,\)', Learner(lin, cbs=TrainCB()).fit, 1)
+    only_train = type('OnlyTrain', (), {'train': []})()
+    fails(TypeError, r'`valid` loader', Learner(lin, only_train, cbs=TrainCB()).fit, 1)
+    Learner(lin, only_train, cbs=TrainCB()).fit(1, valid=False)   # no validation asked for: fine
+    fails(AttributeError, r'nothing does the training steps predict, get_loss, backward, step, zero_grad: .*TrainCB\(\)',
+          Learner(lin, dls).fit, 1)
+    class Eval(Callback):
+        def predict(self, learn): pass
+        def get_loss(self, learn): pass
+    fails(AttributeError, r'training steps backward, step, zero_grad:', Learner(lin, dls, cbs=Eval()).fit, 1)
+    Learner(lin, dls, cbs=Eval()).fit(1, train=False)   # evaluating needs only the first two
+    fails(ValueError, r'n_inp should be a positive integer value, but got n_inp=0', TrainCB, 0)
+    for mom in (1, -0.1, 1.5, '0.9'):
+        msg = rf'mom should be a number in \[0, 1\), but got mom={mom!r}'
+        fails(ValueError, msg, MomentumLearner, lin, dls, F.mse_loss, mom=mom)
+    fails(ValueError, r"nm should be 'fit', 'epoch' or 'batch', but got nm='batches'", with_cbs, 'batches')
+
+def test_bad_callbacks():
+    learn, lin, dls = learner(), nn.Linear(3, 1), lin_dls()
+    fails(TypeError, r'got the class TrainCB: pass TrainCB\(\)', Learner, lin, dls, cbs=[TrainCB])
+    fails(TypeError, r'class SingleBatchCB', learn.fit, 1, cbs=SingleBatchCB)
+    fails(TypeError, r"cbs should hold callbacks.*'text'", learn.fit, 1, cbs='text')
+    fails(TypeError, r"cbs should hold callbacks.*None", learn.fit, 1, cbs=[None])
+    fails(TypeError, r"cbs should hold callbacks.*\{", Learner, lin, dls, cbs={'a': TrainCB()})
+    assert len(learn.cbs) == 1
+
+def test_bad_metrics_and_lr_finder_arguments():
+    learn = learner()
+    fails(ValueError, r'gamma should be a number larger than 1, but got gamma=1', LRFinderCB, gamma=1)
+    fails(ValueError, r'max_mult=0.5', LRFinderCB, max_mult=0.5)
+    fails(ValueError, r'gamma=0.9', learn.lr_find, gamma=0.9)
+    fails(ValueError, r'start_lr should be a positive number, but got start_lr=0', learn.lr_find, start_lr=0)
+    fails(ValueError, r'max_epochs should be a positive integer value, but got max_epochs=0', learn.lr_find, max_epochs=0)
+    fails(ValueError, r"no metric should be named 'loss'", MetricsCB, loss=accuracy)
+    fails(ValueError, r"'accuracy' twice", MetricsCB, accuracy, accuracy=Accuracy())
+    fails(ValueError, r"'Accuracy' twice", MetricsCB, Accuracy(), Accuracy())
+    msg = r"metric 'acc' should be an object with reset, update and compute, or a function.*'oops'"
+    fails(TypeError, msg, MetricsCB, acc='oops')
+
+# The module itself, and the benchmark
+
+def test_bench_09_smoke():
+    "The benchmark's hand loop does the Learner's training: the same final weights, on random images, no timing."
+    env = {'PYTHONPATH': str(root), 'PATH': '/usr/bin:/bin', 'HOME': '/tmp', 'MPLBACKEND': 'Agg'}
+    cmd = [sys.executable, str(root/'bench'/'bench_09.py'), '--smoke']
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count('same final weights: yes') == 2, res.stdout[-3000:]
+
+def test_import_needs_no_hugging_face_datasets():
+    code = "import sys, miniai.learner; print([m for m in ('datasets', 'miniai.datasets') if m in sys.modules])"
+    env = {'PYTHONPATH': str(root), 'PATH': '/usr/bin:/bin', 'HOME': '/tmp', 'MPLBACKEND': 'Agg'}
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == '[]'
 
 def test_docments_on_exports():
-    import inspect
     import miniai.learner as m
     from fastcore.docments import docments
     for nm in m.__all__:
-        o = getattr(m, nm)
-        if isinstance(o, type) and issubclass(o, Exception): assert o.__doc__ != Exception.__doc__, nm
-        if not callable(o) or isinstance(o, type) and issubclass(o, Exception): continue
+        o = getattr(m, nm) if nm != 'lr_find' else m.Learner.lr_find
         assert inspect.getdoc(o), nm
+        if isinstance(o, type) and issubclass(o, Exception): continue
         f = o.__init__ if isinstance(o, type) else o
         if f is object.__init__: continue
         d = docments(f, full=True, args_kwargs=True)
         missing = [k for k,v in d.items() if k not in ('self', 'return') and not v['docment']]
         assert not missing, (nm, missing)
-    for f in (m.Learner.fit, m.Learner.one_epoch, m.Learner.callback, m.Learner.lr_find):
+    for f in (m.Learner.fit, m.Learner.one_epoch, m.Learner.callback, m.Metric.update):
         d = docments(f, full=True, args_kwargs=True)
         assert inspect.getdoc(f) and not [k for k,v in d.items() if k not in ('self', 'return') and not v['docment']], f
-    assert docments(m.to_device, full=True)['return']['docment'] and docments(m.Learner.lr_find, full=True)['return']['docment']
