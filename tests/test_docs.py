@@ -36,7 +36,7 @@ def _has_math(p):
     return any(re.search(r'\$[^$\s][^$]*\$', re.sub(r'`[^`]*`', '', _src(c))) for c in _cells(p) if c['cell_type'] == 'markdown')
 
 notebooks = sorted(p for p in nbs.glob('*.ipynb') if not p.name.startswith(('_', '.')))
-lessons = [p for p in notebooks if re.match(r'\d+_', p.name) and not p.name.startswith('00_')]
+lessons = [p for p in notebooks if re.match(r'\d+[a-z]?_', p.name) and not p.name.startswith('00_')]
 with_plots = [p for p in lessons if any(_shown(c) and any('image/png' in o.get('data', {}) for o in c['outputs']) for c in _cells(p))]
 datasets_nb = nbs/'05_datasets.ipynb'
 
