@@ -8,6 +8,7 @@ __all__ = ['def_device', 'conv', 'to_device', 'collate_device']
 # %% ../nbs/07_convolutions.ipynb #342f7d35
 import torch
 from collections.abc import Mapping
+from typing import Any
 from torch import nn, Tensor
 from torch.utils.data import default_collate
 from .training import _check_int
@@ -32,7 +33,7 @@ def_device = 'mps' if torch.backends.mps.is_available() else 'cuda' if torch.cud
 
 def to_device(x, # A tensor, or mappings, lists and tuples of them (and of anything else, left as is)
               device:str=def_device # Where to move the tensors: 'cpu', 'cuda', 'mps', ...
-             ): # `x` with every tensor on `device`; mappings become `dict`s, lists and tuples keep their type
+             )->Any: # `x` with every tensor on `device`; mappings become `dict`s, lists and tuples keep their type
     "Move every tensor in `x` to `device`, walking through mappings, lists and tuples (named ones too)."
     if isinstance(x, Tensor): return x.to(device)
     if isinstance(x, Mapping): return {k: to_device(v, device) for k,v in x.items()}
@@ -42,6 +43,6 @@ def to_device(x, # A tensor, or mappings, lists and tuples of them (and of anyth
 
 # %% ../nbs/07_convolutions.ipynb #751e8440
 def collate_device(b:list # Items, as a `DataLoader` hands them to its `collate_fn`
-                  ): # The batch from `default_collate`, on `def_device`
+                  )->Any: # The batch from `default_collate` (a list for tuple items, a dict for dicts), on `def_device`
     "`default_collate` the items of `b`, then move the batch to `def_device`."
     return to_device(default_collate(b), def_device)
