@@ -1,0 +1,183 @@
+"""Tests of `miniai.conv` (lesson 07) on synthetic tensors; the `meta` device stands in for a GPU.
+Nothing here needs data or is timed."""
+import importlib
+from collections import OrderedDict, namedtuple
+import numpy as np, pytest, torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+from torch import nn
+from torch.utils.data import DataLoader, default_collate
+import miniai.conv
+from miniai.conv import conv, def_device, to_device, collate_device
+from miniai.training import Dataset
+
+Pair = namedtuple('Pair', 'x y')
+
+# conv
+
+@settings(max_examples=40, deadline=None)
+@given(ni=st.integers(1, 3), nf=st.integers(1, 4), ks=st.sampled_from([1, 3, 5]), stride=st.integers(1, 3),
+       n=st.integers(1, 12), act=st.booleans())
+def test_conv_matches_conv2d_with_half_padding(ni, nf, ks, stride, n, act):
+    "Same output as PyTorch's `Conv2d` with padding `ks//2` (then a ReLU when `act`); the size is `ceil(n/stride)`"
+    torch.manual_seed(0)
+    m = conv(ni, nf, ks=ks, stride=stride, act=act)
+    c = m[0] if act else m
+    ref = nn.Conv2d(ni, nf, ks, stride=stride, padding=ks//2)
+    ref.load_state_dict(c.state_dict())
+    x = torch.randn(2, ni, n, n)
+    out = m(x)
+    assert out.shape==(2, nf, -(-n//stride), -(-n//stride))
+    torch.testing.assert_close(out, F.relu(ref(x)) if act else ref(x))
+
+def test_conv_layers_and_defaults():
+    m = conv(3, 8)
+    assert isinstance(m, nn.Sequential) and [type(o) for o in m]==[nn.Conv2d, nn.ReLU]
+    c = m[0]
+    assert (c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding)==(3, 8, (3, 3), (2, 2), (1, 1))
+    c = conv(3, 8, ks=5, stride=1, act=False)
+    assert type(c) is nn.Conv2d and (c.kernel_size, c.stride, c.padding)==((5, 5), (1, 1), (2, 2))
+
+def test_conv_act():
+    x = torch.randn(4, 2, 8, 8)
+    torch.manual_seed(0)
+    with_relu = conv(2, 6)(x)
+    torch.manual_seed(0)
+    without = conv(2, 6, act=False)(x)
+    assert (with_relu>=0).all() and (without<0).any()
+    torch.testing.assert_close(with_relu, without.clamp_min(0))
+
+def test_conv_shapes_down_to_one_pixel():
+    "The lesson's CNN: five stride-2 layers take 28×28 to 1×1"
+    cnn = nn.Sequential(conv(1, 8), conv(8, 16), conv(16, 32), conv(32, 32), conv(32, 10, act=False), nn.Flatten())
+    sizes, x = [], torch.zeros(3, 1, 28, 28)
+    for l in list(cnn)[:5]: x = l(x); sizes.append(x.shape[-1])
+    assert sizes==[14, 7, 4, 2, 1] and cnn(torch.zeros(3, 1, 28, 28)).shape==(3, 10)
+
+@pytest.mark.parametrize('kwargs,exc,msg', [
+    (dict(ni=0, nf=4), ValueError, 'ni should be a positive integer value, but got ni=0'),
+    (dict(ni=1, nf=-2), ValueError, 'nf should be a positive integer value, but got nf=-2'),
+    (dict(ni=1.0, nf=4), ValueError, 'ni should be a positive integer value, but got ni=1.0'),
+    (dict(ni=True, nf=4), ValueError, 'ni=True'),
+    (dict(ni=1, nf=4, ks=0), ValueError, 'ks should be a positive integer value, but got ks=0'),
+    (dict(ni=1, nf=4, ks=4), ValueError,
+     'ks should be odd, but got ks=4: with padding ks//2=2 an even kernel makes the output one pixel larger'),
+    (dict(ni=1, nf=4, stride=0), ValueError, 'stride should be a positive integer value, but got stride=0'),
+    (dict(ni=1, nf=4, act='relu'), TypeError, "act should be True or False, but got act='relu'"),
+    (dict(ni=1, nf=4, act=nn.ReLU), TypeError, 'act should be True or False'),
+])
+def test_conv_bad_inputs(kwargs, exc, msg):
+    with pytest.raises(exc, match=msg.replace('(', r'\(')): conv(**kwargs)
+
+def test_conv_accepts_numpy_integers():
+    assert conv(np.int64(1), np.int32(4), ks=np.int64(3))(torch.zeros(1, 1, 6, 6)).shape==(1, 4, 3, 3)
+
+# im2col: the lesson's three ways to compute one map agree
+
+def loop_map(img, k):
+    "The lesson's loop: the kernel's weighted sum at every position where it fits"
+    ks = k.shape[0]
+    o = img.shape[0]-ks+1
+    return torch.stack([torch.stack([(img[i:i+ks, j:j+ks]*k).sum() for j in range(o)]) for i in range(o)])
+
+def unfold_map(img, k):
+    "im2col: one column per window, times the flattened kernel"
+    o = img.shape[0]-k.shape[0]+1
+    return (k.flatten()@F.unfold(img[None, None], k.shape)[0]).view(o, o)
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(3, 12), ks=st.sampled_from([1, 2, 3, 5]), seed=st.integers(0, 2**16))
+def test_loop_unfold_conv2d_agree(n, ks, seed):
+    g = torch.Generator().manual_seed(seed)
+    img, k = torch.rand(n, n, generator=g), torch.randn(ks, ks, generator=g)
+    ks = min(ks, n)
+    k = k[:ks, :ks]
+    ref = F.conv2d(img[None, None], k[None, None])[0, 0]
+    torch.testing.assert_close(loop_map(img, k), ref)
+    torch.testing.assert_close(unfold_map(img, k), ref)
+
+def test_im2col_batch_and_channels():
+    "A batch, several input channels and several kernels: one matrix multiply per image, as `F.conv2d` computes it"
+    torch.manual_seed(0)
+    x, w = torch.randn(5, 3, 10, 10), torch.randn(4, 3, 3, 3)
+    out = (w.view(4, -1)@F.unfold(x, (3, 3))).view(5, 4, 8, 8)
+    torch.testing.assert_close(out, F.conv2d(x, w))
+
+def test_lesson_edge_kernel():
+    "A top-edge kernel: positive where it is dark above and bright below, negative the other way"
+    top_edge = torch.tensor([[-1., -1, -1], [0, 0, 0], [1, 1, 1]])
+    img = torch.zeros(8, 8)
+    img[3:6] = 1.
+    m = loop_map(img, top_edge)
+    torch.testing.assert_close(m, F.conv2d(img[None, None], top_edge[None, None])[0, 0])
+    assert m[1].eq(3).all() and m[4].eq(-3).all() and m[0].eq(0).all()
+
+# def_device, to_device, collate_device
+
+def test_def_device_prefers_mps_then_cuda(monkeypatch):
+    found = {}
+    for mps, cuda in [(True, True), (False, True), (False, False)]:
+        monkeypatch.setattr(torch.backends.mps, 'is_available', lambda mps=mps: mps)
+        monkeypatch.setattr(torch.cuda, 'is_available', lambda cuda=cuda: cuda)
+        found[mps, cuda] = importlib.reload(miniai.conv).def_device
+    monkeypatch.undo()
+    importlib.reload(miniai.conv)
+    assert found=={(True, True): 'mps', (False, True): 'cuda', (False, False): 'cpu'}
+
+def test_def_device_here():
+    expected = 'mps' if torch.backends.mps.is_available() else 'cuda' if torch.cuda.is_available() else 'cpu'
+    assert def_device==expected and torch.zeros(1).to(def_device).device.type==def_device
+
+def test_to_device_nested():
+    arr = np.zeros(2)
+    b = {'x': [torch.zeros(2), (torch.ones(1), 'a')], 'p': Pair(torch.arange(3), None), 'n': 3, 'arr': arr}
+    r = to_device(b, 'meta')
+    assert type(r) is dict and list(r)==['x', 'p', 'n', 'arr']
+    assert type(r['x']) is list and type(r['x'][1]) is tuple and type(r['p']) is Pair
+    for t, ref in [(r['x'][0], b['x'][0]), (r['x'][1][0], b['x'][1][0]), (r['p'].x, b['p'].x)]:
+        assert t.device.type=='meta' and t.shape==ref.shape and t.dtype==ref.dtype
+    assert r['x'][1][1]=='a' and r['p'].y is None and r['n']==3 and r['arr'] is arr   # non-tensors left alone
+    assert b['x'][0].device.type=='cpu'   # the input is not changed
+
+def test_to_device_mappings_become_dicts_and_values_survive():
+    b = OrderedDict(a=torch.tensor([1., 2.]), b=[torch.tensor(3)])
+    r = to_device(b, 'cpu')
+    assert type(r) is dict and torch.equal(r['a'], b['a']) and torch.equal(r['b'][0], b['b'][0])
+    assert to_device(torch.ones(2), torch.device('meta')).device.type=='meta'
+
+def test_to_device_default_is_def_device():
+    assert to_device([torch.zeros(1)])[0].device.type==def_device
+
+leaves = st.one_of(st.integers(), st.text(max_size=3), st.none(),
+                   st.lists(st.floats(-1, 1), min_size=1, max_size=3).map(torch.tensor))
+nested = st.recursive(leaves, lambda c: st.one_of(st.lists(c, max_size=3), st.lists(c, max_size=3).map(tuple),
+                                                   st.dictionaries(st.text(max_size=2), c, max_size=3)), max_leaves=10)
+
+def _same(a, b):
+    "`b` is `a` with every tensor on the meta device: same structure, types, shapes and other values"
+    if isinstance(a, torch.Tensor): return b.device.type=='meta' and b.shape==a.shape and b.dtype==a.dtype
+    if isinstance(a, dict): return type(b) is dict and list(a)==list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)): return type(b) is type(a) and len(a)==len(b) and all(map(_same, a, b))
+    return b is a
+
+@settings(max_examples=60, deadline=None)
+@given(nested)
+def test_to_device_any_nesting(x): assert _same(x, to_device(x, 'meta'))
+
+def test_collate_device_is_default_collate_then_to_device(monkeypatch):
+    items = [(torch.full((2,), float(i)), i) for i in range(3)]
+    xb, yb = collate_device(items)
+    ref = default_collate(items)
+    assert torch.equal(xb.cpu(), ref[0]) and torch.equal(yb.cpu(), ref[1]) and xb.device.type==def_device
+    monkeypatch.setattr(miniai.conv, 'def_device', 'meta')   # read when called, so this moves the batch
+    xb, yb = collate_device(items)
+    assert xb.device.type=='meta' and yb.device.type=='meta' and xb.shape==(3, 2)
+    d = collate_device([{'x': torch.zeros(2), 'y': 1}, {'x': torch.ones(2), 'y': 0}])
+    assert set(d)=={'x', 'y'} and d['x'].device.type=='meta' and d['x'].shape==(2, 2)
+
+def test_collate_device_in_a_dataloader(monkeypatch):
+    monkeypatch.setattr(miniai.conv, 'def_device', 'meta')
+    ds = Dataset(torch.randn(10, 1, 4, 4), torch.arange(10))
+    batches = list(DataLoader(ds, batch_size=4, collate_fn=collate_device))
+    assert [len(xb) for xb,_ in batches]==[4, 4, 2]
+    assert all(xb.device.type=='meta' and yb.device.type=='meta' and xb.shape[1:]==(1, 4, 4) for xb,yb in batches)
