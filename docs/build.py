@@ -108,8 +108,9 @@ def add_reexports(nb):
     defs = {o.name for o in ast.parse(Path(mod.__file__).read_text(encoding='utf-8')).body if isinstance(o, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     nms = [n for n in getattr(mod, '__all__', []) if n not in defs]
     if not nms: return
-    nb.cells += [mk_cell(f"## Also in `{mod.__name__}`\n\nThese come from other libraries; `{mod.__name__}` exports them so "
-                         f"that later lessons import them from one place.", 'markdown'),
+    nb.cells += [mk_cell(f"## Also in `{mod.__name__}`\n\nWhat `{mod.__name__}` exports without defining it with `def` or "
+                         f"`class`: constants, and other libraries' names, re-exported so that later lessons import "
+                         f"them from one place.", 'markdown'),
                  mk_cell(f"#| hide\nimport {mod.__name__}")] + [mk_cell(f"show_doc({mod.__name__}.{n}, name='{n}')") for n in nms]
     # (qualified, so that nbdev still documents the notebook's own definitions of these names)
 
