@@ -93,7 +93,7 @@ class Dataset:
         self.x, self.y = x, y
     def __len__(self): return len(self.x)
     def __getitem__(self, i):
-        if isinstance(i, list): i = tensor(i)  # convert a list of indices once, not once for `x` and again for `y`
+        if isinstance(i, list): i = tensor(i, dtype=torch.long)  # once, not once for `x` and again for `y`; `[]` too
         return self.x[i], self.y[i]
 
 # %% ../nbs/04_minibatch_training.ipynb #1a046f81

@@ -126,6 +126,8 @@ def test_dataset_indexing():
     ds = tensor_ds()
     x, y = ds[[3, 6, 8]]
     assert x.shape == (3, 3) and y.tolist() == [3, 6, 8] and len(ds) == 100
+    x, y = ds[[]]   # an empty batch, as PyTorch's TensorDataset gives
+    assert x.shape == (0, 3) and y.shape == (0,)
 
 @pytest.mark.parametrize('collate_fn', [collate, None])
 def test_multiprocessing_loader_same_batches(collate_fn):
