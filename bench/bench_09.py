@@ -85,17 +85,19 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--smoke', action='store_true', help='random images, two epochs, no timing: do both loops train alike?')
     p.add_argument('--epochs', type=int, default=0, help='epochs per loop and model (default: 12 for the MLP, 6 for the CNN)')
-    p.add_argument('--bs', type=int, default=256, help='training batch size (validation: twice as many)')
+    p.add_argument('--bs', type=int, default=0,
+                   help="training batch size (validation: twice as many); default: each lesson's, 1024 for the MLP, 256 for the CNN")
     a = p.parse_args()
     torch.set_num_threads(1)
     get_dls = random_dls if a.smoke else fashion_dls
-    print(f"{'random images' if a.smoke else 'Fashion-MNIST'}, SGD, batch size {a.bs}, "
+    print(f"{'random images' if a.smoke else 'Fashion-MNIST'}, SGD, "
           f"device {def_device}, torch threads {torch.get_num_threads()}, one run")
     res = {}
-    for name,get_model,flat,lr,epochs in (('MLP 784-50-10', mlp, True, 0.2, 12), ("lesson 07's CNN", cnn, False, 0.1, 6)):
-        epochs = 2 if a.smoke else a.epochs or epochs
-        print(f"\n{name}, lr {lr}, {epochs} epochs per loop")
-        res[name] = compare(name, get_model, get_dls(a.bs, flat), lr, epochs)
+    for name,get_model,flat,lr,epochs,bs in (('MLP 784-50-10', mlp, True, 0.2, 12, 1024),
+                                             ("lesson 07's CNN", cnn, False, 0.1, 6, 256)):
+        epochs, bs = 2 if a.smoke else a.epochs or epochs, a.bs or bs
+        print(f"\n{name}, lr {lr}, batch size {bs}, {epochs} epochs per loop")
+        res[name] = compare(name, get_model, get_dls(bs, flat), lr, epochs)
     print('\nseconds per epoch (train + validation), Learner / hand loop:')
     for name,(times,same) in res.items():
         print(f"{name}: same final weights: {'yes' if same else 'NO'}")
