@@ -26,7 +26,8 @@ requirements = shlex.split(cfg.get('requirements', ''))
 if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
-dev_requirements = (cfg.get('dev_requirements') or '').split()
+lessons_requirements = (cfg.get('lessons_requirements') or '').split()   # what the notebooks import besides the package's needs
+dev_requirements = lessons_requirements + (cfg.get('dev_requirements') or '').split()
 docs_requirements = (cfg.get('docs_requirements') or '').split()
 
 setuptools.setup(
@@ -41,7 +42,7 @@ setuptools.setup(
     packages = setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path']+'.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'docs': docs_requirements },
+    extras_require={ 'lessons': lessons_requirements, 'dev': dev_requirements, 'docs': docs_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -13,7 +13,7 @@ import fastcore.all as fc
 from fastcore.basics import patch
 from torch import Tensor, tensor
 from .training import *
-from .training import _check_int
+from .validate import check_int
 
 # %% auto #0
 __all__ = ['to_tensor', 'inplace', 'collate_dict', 'show_image', 'subplots', 'get_grid', 'show_images', 'DataLoaders',
@@ -110,9 +110,9 @@ def get_grid(n:int, # Number of axes to show
              **kwargs # Passed to `subplots`, e.g. `imsize`
             )->tuple: # The figure and a numpy array of its axes
     "A figure with a grid of at least `n` axes; the axes after the first `n` are turned off."
-    _check_int('n', n)
+    check_int('n', n)
     for k,v in (('nrows', nrows), ('ncols', ncols)):
-        if v is not None: _check_int(k, v)
+        if v is not None: check_int(k, v)
     if nrows is None and ncols is None: nrows = int(math.sqrt(n))
     if nrows is None: nrows = math.ceil(n/ncols)
     if ncols is None: ncols = math.ceil(n/nrows)
@@ -161,7 +161,7 @@ class DataLoaders:
                 batch_size:int, # Training batch size; validation uses twice as many
                 **kwargs): # Passed to both `DataLoader`s, e.g. `num_workers`
         "Loaders over the training and validation splits of `dd`, yielding tuples via `collate_dict`."
-        _check_int('batch_size', batch_size)
+        check_int('batch_size', batch_size)
         trn, val = _splits(dd, 'from_dd')
         return cls(*get_dls(trn, val, batch_size, collate_fn=collate_dict(trn), **kwargs))
 
@@ -191,6 +191,6 @@ def from_tensorized(cls:DataLoaders,
                     flat:bool=False, # Flatten each image into a vector, for a linear model
                     **kwargs): # Passed to both `DataLoader`s
     "Like `from_dd`, but each split is decoded once by `tensorize`, and each batch is one indexing of its tensors."
-    _check_int('batch_size', batch_size)
+    check_int('batch_size', batch_size)
     trn, val = (tensorize(o, flat) for o in _splits(dd, 'from_tensorized'))
     return cls(_batch_dl(trn, batch_size, True, **kwargs), _batch_dl(val, 2*batch_size, False, **kwargs))

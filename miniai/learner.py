@@ -10,9 +10,7 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
 # %% ../nbs/09_learner.ipynb #b22bcc38
 import math, time
 from copy import deepcopy
-from collections.abc import Mapping
 from functools import partial, wraps
-from numbers import Real
 from operator import attrgetter
 import torch
 import torch.nn.functional as F
@@ -22,8 +20,9 @@ from fastcore.basics import patch
 from torch import nn, optim, Tensor
 from torch.optim.lr_scheduler import ExponentialLR
 from fastprogress import master_bar, progress_bar
-from .training import accuracy, _check_int, _check_pos
-from .conv import def_device, to_device
+from .training import accuracy
+from .validate import check_int, check_real
+from .conv import def_device, map_tensors, to_device
 
 # %% ../nbs/09_learner.ipynb #9cb19e6f
 class CancelFitException(Exception): "Raise in a callback to end the fit."
@@ -72,15 +71,13 @@ class Accuracy(Metric):
     def calc(self, inps, targs): return accuracy(inps, targs) if inps.ndim>1 else (inps==targs).float().mean()
 
 # %% ../nbs/09_learner.ipynb #f3a90c2e
-def to_cpu(x): # A tensor, or mappings, lists and tuples of them (and of anything else, left as is)
-    "Detach each tensor in `x` and copy it to the CPU, half precision as float32, walking `x` as `to_device` does."
-    if isinstance(x, Tensor):
-        x = x.detach().cpu()
-        return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-    if isinstance(x, Mapping): return {k: to_cpu(v) for k,v in x.items()}
-    if isinstance(x, tuple) and hasattr(x, '_fields'): return type(x)(*map(to_cpu, x))
-    if isinstance(x, (list, tuple)): return type(x)(map(to_cpu, x))
-    return x
+def _cpu(t):
+    t = t.detach().cpu()
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+def to_cpu(x): # A tensor, or mappings, lists, tuples and dataclasses of them (anything else is left as is)
+    "Detach each tensor in `x` and copy it to the CPU, half precision as float32, walking `x` with `map_tensors`."
+    return map_tensors(_cpu, x)
 
 # %% ../nbs/09_learner.ipynb #7afa8a5c
 def _fmt(v): return f'{v:.4f}' if isinstance(v, float) else str(v)
@@ -180,7 +177,7 @@ class Learner:
                  lr:float=0.1, # Learning rate, unless `fit` gets one; `None` to give one to each fit
                  cbs=None, # Callbacks for every fit: `None`, one, or any iterable of them
                  opt_func=optim.SGD): # Builds the optimizer, `opt_func(params, lr)`, at each fit; `None` for none
-        if lr is not None: _check_pos('lr', lr)
+        if lr is not None: check_real('lr', lr, gt=0)
         cbs = _cbs(cbs)
         fc.store_attr()
 
@@ -222,10 +219,10 @@ class Learner:
             cbs=None, # Extra callbacks for this fit only: `None`, one, or any iterable of them
             lr:float=None): # Learning rate for this fit; the learner's `lr` when `None`
         "Run `n_epochs` epochs, each training on `dls.train` and then evaluating on `dls.valid`, every step an event."
-        _check_int('n_epochs', n_epochs, lo=0)
+        check_int('n_epochs', n_epochs, lo=0)
         cbs = _cbs(cbs)
         if lr is None: lr = self.lr
-        if lr is not None: _check_pos('lr', lr)
+        if lr is not None: check_real('lr', lr, gt=0)
         elif train and self.opt_func:
             raise ValueError("lr should be a positive number, but got lr=None: give one to fit or to the Learner")
         self._check_stages(cbs, train, valid)
@@ -265,7 +262,7 @@ class TrainCB(Callback):
     "Training steps as callbacks: `model(*inputs)`, `loss_func(preds, *targets)`, backward, step, zero_grad."
     def __init__(self,
                  n_inp:int=1): # How many of a batch's items (from the first) the model takes; the rest are targets
-        _check_int('n_inp', n_inp)
+        check_int('n_inp', n_inp)
         self.n_inp = n_inp
     def predict(self, learn): learn.preds = learn.model(*learn.batch[:self.n_inp])
     def get_loss(self, learn): learn.loss = learn.loss_func(learn.preds, *learn.batch[self.n_inp:])
@@ -341,8 +338,7 @@ class MomentumLearner(TrainLearner):
                  cbs=None, # Callbacks for every fit: `None`, one, or any iterable of them
                  opt_func=optim.SGD, # Builds the optimizer, `opt_func(params, lr)`, at the start of each fit
                  mom:float=0.85): # Share of each gradient kept for the next step, in [0, 1)
-        if isinstance(mom, bool) or not isinstance(mom, Real) or not 0<=mom<1:
-            raise ValueError(f"mom should be a number in [0, 1), but got mom={mom!r}")
+        check_real('mom', mom, ge=0, lt=1)
         self.mom = mom
         super().__init__(model, dls, loss_func, lr, cbs, opt_func)
 
@@ -358,9 +354,7 @@ class LRFinderCB(Callback):
     def __init__(self,
                  gamma:float=1.3, # Factor applied to the learning rate after each batch
                  max_mult:float=3): # Stop once the loss exceeds `max_mult` times the lowest so far
-        for k,v in dict(gamma=gamma, max_mult=max_mult).items():
-            if isinstance(v, bool) or not isinstance(v, Real) or not v>1:
-                raise ValueError(f"{k} should be a number larger than 1, but got {k}={v!r}")
+        for k,v in dict(gamma=gamma, max_mult=max_mult).items(): check_real(k, v, gt=1)
         self.gamma,self.max_mult = gamma,max_mult
 
     def before_fit(self, learn):
@@ -402,6 +396,6 @@ def lr_find(self:Learner,
             start_lr:float=1e-5, # Learning rate of the first batch
             max_epochs:int=10): # Stop after this many epochs if the loss has not taken off by then
     "Train with a learning rate growing from `start_lr` until the loss takes off, and plot it; the model is restored."
-    _check_pos('start_lr', start_lr)
-    _check_int('max_epochs', max_epochs)
+    check_real('start_lr', start_lr, gt=0)
+    check_int('max_epochs', max_epochs)
     self.fit(max_epochs, valid=False, lr=start_lr, cbs=LRFinderCB(gamma=gamma, max_mult=max_mult))

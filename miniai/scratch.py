@@ -12,7 +12,7 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from functools import reduce
 from torch import nn, Tensor
-from .training import _check_int, _check_pos
+from .validate import check_bool, check_int, check_real, check_workers
 
 # %% ../nbs/04_minibatch_training.ipynb #e9f4a905
 def log_softmax(x:Tensor # Scores (logits), classes along the last axis
@@ -54,7 +54,7 @@ class Optimizer:
     def __init__(self,
                  params, # The parameters to train (any iterable; kept as a list)
                  lr:float=0.5): # Learning rate, a positive number
-        _check_pos('lr', lr)
+        check_real('lr', lr, gt=0)
         self.params, self.lr = list(params), lr
     def step(self):
         with torch.no_grad():
@@ -80,7 +80,7 @@ class BatchSampler:
                  sampler, # Yields indices
                  bs:int, # Batch size, a positive integer
                  drop_last:bool=False): # Drop a last batch shorter than `bs`?
-        _check_int('bs', bs)
+        check_int('bs', bs)
         fc.store_attr()
     def __len__(self): return len(self.sampler)//self.bs if self.drop_last else math.ceil(len(self.sampler)/self.bs)
     def __iter__(self): yield from fc.chunked(iter(self.sampler), self.bs, drop_last=self.drop_last)
@@ -110,7 +110,7 @@ class DataLoader:
                  batchs, # Yields lists of indices, e.g. a `BatchSampler`
                  n_workers:int=0, # Worker processes; 0 fetches in this process
                  collate_fn=collate): # Builds a batch from a list of items; `None`: `ds[b]` returns the whole batch
-        _check_int('n_workers', n_workers, lo=0)
+        check_int('n_workers', n_workers, lo=0)
         fc.store_attr()
     def __len__(self): return len(self.batchs)
     def __iter__(self):

@@ -8,11 +8,11 @@ __all__ = ['download', 'accuracy', 'report', 'Dataset', 'fit', 'get_dls', 'DataL
 
 # %% ../nbs/04_minibatch_training.ipynb #72ec35d5
 import hashlib, os, shutil, tempfile, torch
-from numbers import Integral, Real
 from pathlib import Path
 from urllib.request import urlopen
 from torch import nn, tensor, Tensor
 from torch.utils.data import DataLoader, SequentialSampler, RandomSampler, BatchSampler, default_collate
+from .validate import check_int
 # nbdev adds the names in `_all_` to the module's `__all__`, so `from miniai.training import *` gives them too
 _all_ = ['DataLoader', 'SequentialSampler', 'RandomSampler', 'BatchSampler', 'default_collate']
 
@@ -67,21 +67,6 @@ def report(loss:Tensor, # Loss of the batch
     "Print the loss and the accuracy of `preds` against `yb`, two decimals each."
     print(f'{loss:.2f}, {accuracy(preds, yb):.2f}')
 
-# %% ../nbs/04_minibatch_training.ipynb #b403f466
-def _check_int(name:str, # The argument's name, for the message
-               v, # The value to check
-               lo:int=1): # The smallest value allowed
-    "Raise a `ValueError` naming `name` unless `v` is an integer (any integral type, not `bool`) of at least `lo`."
-    if isinstance(v, bool) or not isinstance(v, Integral) or v<lo:
-        kind = {0: 'a non-negative integer', 1: 'a positive integer'}.get(lo, f'an integer of at least {lo}')
-        raise ValueError(f"{name} should be {kind} value, but got {name}={v!r}")
-
-def _check_pos(name:str, # The argument's name, for the message
-               v): # The value to check
-    "Raise a `ValueError` naming `name` unless `v` is a positive real number (not `bool`)."
-    if isinstance(v, bool) or not isinstance(v, Real) or not v>0:
-        raise ValueError(f"{name} should be a positive number, but got {name}={v!r}")
-
 # %% ../nbs/04_minibatch_training.ipynb #5729a84d
 class Dataset:
     "Pairs of `x[i]` and `y[i]`; index with an int, a slice or a list of indices."
@@ -105,7 +90,7 @@ def fit(epochs:int, # Passes over `train_dl`; 0 does nothing
         valid_dl # Validation batches, at least one
        )->tuple: # Validation loss and accuracy after the last epoch (`None` for 0 epochs)
     "Train `model` for `epochs` on `train_dl`, printing loss and accuracy on all of `valid_dl` after each epoch."
-    _check_int('epochs', epochs, lo=0)
+    check_int('epochs', epochs, lo=0)
     res = None
     for epoch in range(epochs):
         model.train()
@@ -134,6 +119,6 @@ def get_dls(train_ds, # Training dataset
             **kwargs # Passed to both `DataLoader`s, e.g. `collate_fn`, `num_workers`
            )->tuple: # The training and the validation `DataLoader`
     "A shuffled training `DataLoader` and a validation one with twice the batch size."
-    _check_int('bs', bs)  # PyTorch's loaders take only a Python `int`
+    check_int('bs', bs)  # PyTorch's loaders take only a Python `int`
     return (DataLoader(train_ds, batch_size=int(bs), shuffle=True, **kwargs),
             DataLoader(valid_ds, batch_size=2*int(bs), **kwargs))

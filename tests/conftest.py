@@ -10,14 +10,12 @@ Offline with neither, the tests that need data skip and say how to provide it. T
 `data('mnist')` or `data('fashion_mnist')` (the fixture `fashion_dd` adds the second): `pytest -m "not data"` leaves
 them out.
 """
-import os, socket, sys
+import os, socket
 from functools import cache
-from pathlib import Path
 import pytest
-
-root = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(root/'tools'))
-from seed_data import data_folder, seed, targets
+from hypothesis import HealthCheck, settings
+from helpers import DATA
+from seed_data import data_folder, seed
 
 os.environ.setdefault('MPLBACKEND', 'Agg')
 SEEDED = (src := data_folder()) is not None
@@ -25,12 +23,9 @@ if SEEDED:
     seed(src)
     os.environ.update(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1')
 
-# name -> (where the notebooks keep it, the host they fetch it from, what a learner without it can do)
-DATA = {'mnist': (targets['mnist.pkl.gz'], 'github.com',
-                  "MNIST: set MINIAI_DATA to a folder holding mnist.pkl.gz, or run online once"),
-        'fashion_mnist': (targets['fashion_mnist'], 'huggingface.co',
-                          "Fashion-MNIST: set MINIAI_DATA to a folder holding fashion_mnist/ (Hugging Face layout), "
-                          "or run online")}
+# No test's outcome may depend on wall-clock time: no deadline per example, and no health check that times them.
+settings.register_profile('miniai', deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile('miniai')
 FIXTURES = {'fashion_dd': 'fashion_mnist'}  # a test using the fixture needs the dataset
 
 @cache
@@ -49,6 +44,9 @@ def missing(name):
 def pytest_configure(config):
     config.addinivalue_line('markers', "data(name, ...): needs the dataset `name` ('mnist' or 'fashion_mnist'); "
                                        "skips with instructions when it is neither here nor downloadable")
+    config.addinivalue_line('markers', "slow: runs notebooks, a browser or the docs build; `pytest -m 'not slow'` "
+                                       "leaves these out for a quick loop")
+    config.addinivalue_line('markers', "browser: drives headless Chromium")
 
 def pytest_collection_modifyitems(items):
     for item in items:
@@ -67,10 +65,3 @@ def fashion_dd():
     from datasets import load_dataset
     path = DATA['fashion_mnist'][0]
     return load_dataset(str(path) if path.exists() else 'fashion_mnist')
-
-# For the browser tests: Debian's Chromium, started so that it never calls home (offline, that floods
-# refused connections; Playwright adds --headless), and the folder their screenshots go to.
-CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
-ARTIFACTS = Path(os.environ.get('ARTIFACTS', root/'artifacts'))

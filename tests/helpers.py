@@ -1,6 +1,26 @@
-"Small synthetic data shared by the tests (no download needed); import with `from helpers import ...`."
+"""What the tests share besides fixtures: paths, the datasets the lessons read, the browser's settings, and small
+synthetic data. Import with `from helpers import ...` (pytest puts tests/ on the path)."""
+import os, sys
+from pathlib import Path
 import numpy as np
-from PIL import Image
+
+root = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(root/'tools'))
+from seed_data import targets
+
+# name -> (where the notebooks keep it, the host they fetch it from, what a learner without it can do)
+DATA = {'mnist': (targets['mnist.pkl.gz'], 'github.com',
+                  "MNIST: set MINIAI_DATA to a folder holding mnist.pkl.gz, or run online once"),
+        'fashion_mnist': (targets['fashion_mnist'], 'huggingface.co',
+                          "Fashion-MNIST: set MINIAI_DATA to a folder holding fashion_mnist/ (Hugging Face layout), "
+                          "or run online")}
+
+# Debian's Chromium, started so that it never calls home (offline, that floods refused connections; Playwright adds
+# --headless), and the folder the browser tests' screenshots go to.
+CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
+ARTIFACTS = Path(os.environ.get('ARTIFACTS', root/'artifacts'))
 
 def u8(*shape, seed=0):
     "Random bytes of `shape`, the same for the same `seed`."
@@ -9,6 +29,7 @@ def u8(*shape, seed=0):
 def image_dd(n_train=12, n_valid=5, size=4):
     "A `DatasetDict` shaped like Fashion-MNIST's (an `image` and a `label` feature), of `size`×`size` random images."
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Image as HFImage
+    from PIL import Image
     feats = Features({'image': HFImage(), 'label': ClassLabel(names=['a', 'b', 'c'])})
     def split(n, seed):
         return Dataset.from_dict({'image': [Image.fromarray(u8(size, size, seed=seed+i)) for i in range(n)],

@@ -7,12 +7,12 @@ import psutil, pytest
 
 root = Path(__file__).resolve().parent.parent
 NB = '06_foundations.ipynb'
-from conftest import CHROMIUM, CHROMIUM_ARGS, ARTIFACTS
+from helpers import CHROMIUM, CHROMIUM_ARGS, ARTIFACTS
 SERVER_TIMEOUT, KERNEL_TIMEOUT, UI_TIMEOUT_MS, RUN_ALL_TIMEOUT_MS = 60, 90, 60_000, 120_000
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"no Chromium at {CHROMIUM}: install Debian's `chromium` "
-                                       "(CI's .ci/run does) or set CHROMIUM")
+                                       "(CI's .ci/run does) or set CHROMIUM")]
 
 def _free_port():
     with socket.socket() as s:

@@ -57,8 +57,8 @@ def test_conv_shapes_down_to_one_pixel():
 @pytest.mark.parametrize('kwargs,exc,msg', [
     (dict(ni=0, nf=4), ValueError, 'ni should be a positive integer value, but got ni=0'),
     (dict(ni=1, nf=-2), ValueError, 'nf should be a positive integer value, but got nf=-2'),
-    (dict(ni=1.0, nf=4), ValueError, 'ni should be a positive integer value, but got ni=1.0'),
-    (dict(ni=True, nf=4), ValueError, 'ni=True'),
+    (dict(ni=1.0, nf=4), TypeError, 'ni should be a positive integer value, but got ni=1.0'),
+    (dict(ni=True, nf=4), TypeError, 'ni=True'),
     (dict(ni=1, nf=4, ks=0), ValueError, 'ks should be a positive integer value, but got ks=0'),
     (dict(ni=1, nf=4, ks=4), ValueError,
      'ks should be odd, but got ks=4: with padding ks//2=2 an even kernel makes the output one pixel larger'),

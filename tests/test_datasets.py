@@ -141,12 +141,13 @@ def test_get_grid_rows_and_cols():
     assert get_grid(10, nrows=4)[1].shape==(4, 3)
     assert get_grid(6, 2, 3)[1].shape==(2, 3)
 
-@pytest.mark.parametrize('kw,msg', [(dict(n=0), 'n=0'), (dict(n=-2), 'n=-2'), (dict(n=2.5), 'n=2.5'),
-                                    (dict(n=True), 'n=True'), (dict(n=3, nrows=0), 'nrows=0'),
-                                    (dict(n=3, ncols=1.5), 'ncols=1.5'),
-                                    (dict(n=7, nrows=2, ncols=3), 'nrows=2 and ncols=3 give 6 axes, fewer than n=7')])
-def test_get_grid_rejects(kw, msg):
-    with pytest.raises(ValueError, match=msg): get_grid(**kw)
+@pytest.mark.parametrize('kw,exc,msg', [(dict(n=0), ValueError, 'n=0'), (dict(n=-2), ValueError, 'n=-2'),
+                                        (dict(n=2.5), TypeError, 'n=2.5'), (dict(n=True), TypeError, 'n=True'),
+                                        (dict(n=3, nrows=0), ValueError, 'nrows=0'),
+                                        (dict(n=3, ncols=1.5), TypeError, 'ncols=1.5'),
+                                        (dict(n=7, nrows=2, ncols=3), ValueError, 'nrows=2 and ncols=3 give 6 axes, fewer than n=7')])
+def test_get_grid_rejects(kw, exc, msg):
+    with pytest.raises(exc, match=msg): get_grid(**kw)
 
 def image_axes(fig): return [ax for ax in fig.axes if ax.images]
 
@@ -219,13 +220,14 @@ def test_from_tensorized(small):
     torch.manual_seed(4)
     assert not same_batches(a, list(fast.train))  # the comparison can fail: another seed, another order
 
-# one rule for integer arguments (lesson 04's `_check_int`), here for the batch sizes of both kinds of `DataLoaders`
+# miniai.validate's rule for integer arguments, here for the batch sizes of both kinds of `DataLoaders`
 
-@pytest.mark.parametrize('bs', [0, -1, True, 2.5, np.float64(4), '4', None])
+@pytest.mark.parametrize('bs,exc', [(0, ValueError), (-1, ValueError), (True, TypeError), (2.5, TypeError),
+                                    (np.float64(4), TypeError), ('4', TypeError), (None, TypeError)])
 @pytest.mark.parametrize('make', ['from_dd', 'from_tensorized'])
-def test_dataloaders_reject_bad_batch_size(make, bs):
+def test_dataloaders_reject_bad_batch_size(make, bs, exc):
     dd = DatasetDict(train=HFDataset.from_dict({'a': [1]}), test=HFDataset.from_dict({'a': [1]}))  # not even images:
-    with pytest.raises(ValueError, match=re.escape(f'but got batch_size={bs!r}')):  # checked before any work
+    with pytest.raises(exc, match=re.escape(f'but got batch_size={bs!r}')):  # checked before any work
         getattr(DataLoaders, make)(dd, bs)
 
 @pytest.mark.parametrize('bs', [3, np.int64(3), np.int32(3), np.uint8(3)])

@@ -12,7 +12,7 @@ from nbdev.doclinks import _nbpath2html
 root = Path(__file__).resolve().parent.parent
 cfg = get_config(path=root)
 nbs = root/'nbs'
-from conftest import CHROMIUM, CHROMIUM_ARGS, ARTIFACTS as artifacts
+from helpers import CHROMIUM, CHROMIUM_ARGS, ARTIFACTS as artifacts
 
 _missing = [m for m in ('sphinx', 'myst_nb', 'sphinx_book_theme') if importlib.util.find_spec(m) is None]
 _missing += [] if Path(CHROMIUM).exists() else [CHROMIUM]
@@ -39,6 +39,7 @@ notebooks = sorted(p for p in nbs.glob('*.ipynb') if not p.name.startswith(('_',
 lessons = [p for p in notebooks if re.match(r'\d+[a-z]?_', p.name) and not p.name.startswith('00_')]
 with_plots = [p for p in lessons if any(_shown(c) and any('image/png' in o.get('data', {}) for o in c['outputs']) for c in _cells(p))]
 datasets_nb = nbs/'05_datasets.ipynb'
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 import pytest
-from conftest import DATA, root
+from helpers import DATA, root
 from miniai.training import download
 
 MNIST_MD5 = '98100ca27dc0e07ddd9f822cf9d244db'

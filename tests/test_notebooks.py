@@ -8,6 +8,8 @@ from nbclient import NotebookClient
 
 nbs = Path(__file__).resolve().parent.parent/'nbs'
 
+pytestmark = pytest.mark.slow
+
 def needs(nb):
     "The datasets a notebook reads, found in its code: lesson 04's pickle, lesson 05's Hugging Face dataset"
     src = '\n'.join(c.source for c in nb.cells if c.cell_type == 'code')

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 from torch import nn, optim
 import torch.utils.data as tud
 import torch.nn.functional as F
-from miniai.training import Dataset, fit, get_dls, accuracy, _check_int, _check_pos
+from miniai.training import Dataset, fit, get_dls, accuracy
 from miniai.scratch import Module, SequentialModel, Optimizer, Sampler, BatchSampler, collate, DataLoader
 from miniai.scratch import log_softmax, nll
 
@@ -100,9 +100,10 @@ def test_optimizer_step_equals_sgd():
     opt.zero_grad(); sgd.zero_grad()
     assert all(p.grad is None for p in a + b)
 
-@pytest.mark.parametrize('lr', [0, -0.1, float('nan'), True, '0.1', None])
-def test_optimizer_rejects_bad_lr(lr):
-    with pytest.raises(ValueError, match=re.escape(f'lr should be a positive number, but got lr={lr!r}')):
+@pytest.mark.parametrize('lr,exc', [(0, ValueError), (-0.1, ValueError), (float('nan'), ValueError), (True, TypeError),
+                                    ('0.1', TypeError), (None, TypeError)])
+def test_optimizer_rejects_bad_lr(lr, exc):
+    with pytest.raises(exc, match=re.escape(f'lr should be a positive number, but got lr={lr!r}')):
         Optimizer([torch.zeros(1, requires_grad=True)], lr=lr)
 
 @pytest.mark.parametrize('lr', [1, 0.1, np.float32(0.1), np.int64(1)])
@@ -225,7 +226,8 @@ def test_dead_worker_raises_instead_of_hanging():
     with pytest.raises(BrokenProcessPool): list(DataLoader(ds, BatchSampler(Sampler(ds), 4), n_workers=2))
     assert not multiprocessing.active_children()
 
-# one rule for every integer argument: any integral type, not bool, at least the smallest value allowed
+# each integer argument follows miniai.validate's rule (tested there in full): the wrong kind is a TypeError, a value
+# below the smallest allowed a ValueError, any integral type is taken
 
 def fit_with(epochs):
     model, loss_func, opt, ds = fit_parts()
@@ -237,32 +239,15 @@ INT_ARGS = {  # where: (argument, smallest value allowed, a call that uses the v
     'fit': ('epochs', 0, fit_with),
     'get_dls': ('bs', 1, lambda v: [next(iter(dl)) for dl in get_dls(tensor_ds(), tensor_ds(), v)]),
 }
-def bad_values(lo): return [lo-1, lo-5, True, False, 2.5, np.float64(2.0), '4', None]
-BAD_IDS = ['lo-1', 'lo-5', 'True', 'False', '2.5', 'np.float64', 'str', 'None']
 
 @pytest.mark.parametrize('where', INT_ARGS)
-@pytest.mark.parametrize('i', range(len(BAD_IDS)), ids=BAD_IDS)
-def test_integer_arguments_rejected_naming_argument_and_value(where, i):
+@pytest.mark.parametrize('v,exc', [('lo-1', ValueError), (2.5, TypeError), (True, TypeError), ('4', TypeError)])
+def test_integer_arguments_follow_the_rule(where, v, exc):
     name, lo, call = INT_ARGS[where]
-    v = bad_values(lo)[i]
-    with pytest.raises(ValueError, match=re.escape(f'{name} should be a ') + '.*' + re.escape(f'but got {name}={v!r}')):
-        call(v)
+    v = lo-1 if v == 'lo-1' else v
+    with pytest.raises(exc, match=re.escape(f'{name} should be a ') + '.*' + re.escape(f'but got {name}={v!r}')): call(v)
 
 @pytest.mark.parametrize('where', INT_ARGS)
-@pytest.mark.parametrize('kind', [int, np.int64, np.int32, np.uint8])
-def test_integer_arguments_take_any_integral_type(where, kind, capsys):
+def test_integer_arguments_take_any_integral_type(where, capsys):
     name, lo, call = INT_ARGS[where]
-    for v in (lo, lo+1): call(kind(v))
-
-@given(v=st.integers(-3, 3), lo=st.integers(-1, 2), kind=st.sampled_from([int, np.int16, np.int64]))
-def test_check_int(v, lo, kind):
-    if v >= lo: _check_int('x', kind(v), lo)
-    else:
-        with pytest.raises(ValueError, match=re.escape(f'but got x={kind(v)!r}')): _check_int('x', kind(v), lo)
-
-@given(v=st.floats(allow_nan=True) | st.integers() | st.booleans())
-def test_check_pos(v):
-    if isinstance(v, bool) or not v > 0:
-        with pytest.raises(ValueError, match=re.escape(f'lr should be a positive number, but got lr={v!r}')):
-            _check_pos('lr', v)
-    else: _check_pos('lr', v)
+    for v in (lo, lo+1): call(np.int64(v))
