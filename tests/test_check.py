@@ -435,9 +435,3 @@ def test_nn_module_is_held_to_pytorchs_rule():
     res = check_module(nn.Module)
     assert "is a child too (PyTorch's rule" in repr(res) and res
     assert 'stays private' in repr(check_module(S.Module))
-
-def test_imports_stay_light():
-    code = ("import sys, miniai.training, miniai.check; "
-            "print([m for m in ('hypothesis', 'datasets') if m in sys.modules])")
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == '[]'
