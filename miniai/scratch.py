@@ -6,11 +6,12 @@
 __all__ = ['log_softmax', 'nll', 'Module', 'SequentialModel', 'Optimizer', 'Sampler', 'BatchSampler', 'collate', 'DataLoader']
 
 # %% ../nbs/00_scratch.ipynb #8a3ce106
-import math, torch, fastcore.all as fc
+import math, os, pickle, signal, threading, traceback, torch, fastcore.all as fc
 import torch.multiprocessing as mp
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from functools import reduce
+from itertools import islice
+from multiprocessing.connection import wait
 from torch import nn, Tensor
 from .validate import check_bool, check_int, check_real, check_workers
 
@@ -36,8 +37,7 @@ class Module:
     def __repr__(self):
         body = ''.join(f'\n  ({k}): ' + repr(v).replace('\n', '\n  ') for k,v in self._modules.items())
         return f'{type(self).__name__}({body}\n)'
-    def parameters(self):
-        for l in self._modules.values(): yield from l.parameters()
+    def parameters(self): yield from {id(p): p for l in self._modules.values() for p in l.parameters()}.values()
     def __call__(self, *args, **kwargs): return self.forward(*args, **kwargs)
 
 # %% ../nbs/04_minibatch_training.ipynb #77287dc1
@@ -69,6 +69,7 @@ class Sampler:
     def __init__(self,
                  ds, # Anything with a length
                  shuffle:bool=False): # A new random permutation (from `torch`'s generator) every epoch?
+        check_bool('shuffle', shuffle)
         self.n, self.shuffle = len(ds), shuffle
     def __len__(self): return self.n
     def __iter__(self): return iter(torch.randperm(self.n).tolist() if self.shuffle else range(self.n))
@@ -80,7 +81,7 @@ class BatchSampler:
                  sampler, # Yields indices
                  bs:int, # Batch size, a positive integer
                  drop_last:bool=False): # Drop a last batch shorter than `bs`?
-        check_int('bs', bs)
+        check_int('bs', bs); check_bool('drop_last', drop_last)
         fc.store_attr()
     def __len__(self): return len(self.sampler)//self.bs if self.drop_last else math.ceil(len(self.sampler)/self.bs)
     def __iter__(self): yield from fc.chunked(iter(self.sampler), self.bs, drop_last=self.drop_last)
@@ -94,14 +95,39 @@ def collate(b:list # Items, each a tuple of tensors such as `(x, y)`
 # %% ../nbs/04_minibatch_training.ipynb #30c942f4
 def _fetch(ds, b, collate_fn): return ds[b] if collate_fn is None else collate_fn([ds[i] for i in b])
 
-def _init_worker(ds, collate_fn):
-    global _worker
-    torch.set_num_threads(1)
-    _worker = ds, collate_fn
+class _InWorker(Exception):
+    "Where in the worker the exception above it was raised: the worker's traceback, as text"
+    def __str__(self): return '\n' + self.args[0]
 
-def _fetch_in_worker(b):
-    ds, collate_fn = _worker
-    return _fetch(ds, b, collate_fn)
+def _exit_with_parent():
+    "Run by a thread in each worker: wait for the main process to end, then end the worker too"
+    wait([mp.parent_process().sentinel])
+    os._exit(1)
+
+def _worker(ds, collate_fn, todo, out):
+    "Fetch each batch `(i, b)` from `todo`, sending back `(i, batch, None)`, or `(i, None, (exception, traceback))`"
+    torch.set_num_threads(1)                      # the workers are the parallelism: one thread each
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the main process, which then ends the workers
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    for i,b in iter(todo.get, None):
+        try: msg = pickle.dumps((i, _fetch(ds, b, collate_fn), None))
+        except Exception as e:
+            try: err = pickle.loads(pickle.dumps(e))   # an exception that can't make the trip is described instead
+            except Exception: err = RuntimeError(f"{type(e).__name__}: {e}")
+            msg = pickle.dumps((i, None, (err, traceback.format_exc())))
+        out.send_bytes(msg)
+
+def _receive(workers, got):
+    "Wait for the next batch any worker sends, into `got`; raise if a worker ended instead"
+    ready = wait([o for r,p in workers for o in (r, p.sentinel)])
+    for r,p in workers:
+        try:
+            if p.sentinel in ready: raise EOFError
+            if r in ready: i, *res = pickle.loads(r.recv_bytes()); got[i] = res
+        except EOFError:   # its process ended, or its pipe closed as it did
+            p.join()
+            raise RuntimeError(f"A worker process (pid {p.pid}) ended unexpectedly, with exit code {p.exitcode}: "
+                               "killed for lack of memory, or crashed in native code?") from None
 
 class DataLoader:
     "Batches of `ds` in the order of the batch sampler `batchs`, fetched by `n_workers` processes (0: in this one)."
@@ -111,15 +137,28 @@ class DataLoader:
                  n_workers:int=0, # Worker processes; 0 fetches in this process
                  collate_fn=collate): # Builds a batch from a list of items; `None`: `ds[b]` returns the whole batch
         check_int('n_workers', n_workers, lo=0)
+        check_workers(n_workers, dataset=ds, collate_fn=collate_fn, worker=_worker)
         fc.store_attr()
     def __len__(self): return len(self.batchs)
     def __iter__(self):
-        if not self.n_workers:
-            yield from (_fetch(self.ds, b, self.collate_fn) for b in self.batchs)
-            return
-        with ProcessPoolExecutor(self.n_workers, mp.get_context(), _init_worker, (self.ds, self.collate_fn)) as ex:
-            futs = deque()
-            for b in self.batchs:
-                futs.append(ex.submit(_fetch_in_worker, b))
-                if len(futs) == 2*self.n_workers: yield futs.popleft().result()
-            while futs: yield futs.popleft().result()
+        if not self.n_workers: yield from (_fetch(self.ds, b, self.collate_fn) for b in self.batchs); return
+        todo, pipes = mp.SimpleQueue(), [mp.Pipe(duplex=False) for _ in range(self.n_workers)]
+        procs = [mp.Process(target=_worker, args=(self.ds, self.collate_fn, todo, w), daemon=True) for _,w in pipes]
+        batchs, wanted, got = enumerate(self.batchs), deque(), {}
+        def send(n):
+            for i,b in islice(batchs, n): todo.put((i, b)); wanted.append(i)
+        try:
+            for p in procs: p.start()
+            for _,w in pipes: w.close()   # each worker has its own end of its pipe
+            send(2*self.n_workers)
+            while wanted:
+                k = wanted.popleft()
+                while k not in got: _receive([(r, p) for (r,_),p in zip(pipes, procs)], got)
+                xb, err = got.pop(k)
+                if err: raise err[0] from _InWorker(err[1])
+                send(1)
+                yield xb
+        finally:
+            for p in procs:
+                if p.pid is not None: p.kill(); p.join()
+            for r,_ in pipes: r.close()

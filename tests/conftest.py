@@ -47,6 +47,7 @@ def pytest_configure(config):
     config.addinivalue_line('markers', "slow: runs notebooks, a browser or the docs build; `pytest -m 'not slow'` "
                                        "leaves these out for a quick loop")
     config.addinivalue_line('markers', "browser: drives headless Chromium")
+    config.addinivalue_line('markers', "colab: makes a fresh Python and installs miniai into it from PyPI and a wheel")
 
 def pytest_collection_modifyitems(items):
     for item in items:

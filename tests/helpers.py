@@ -35,3 +35,33 @@ def image_dd(n_train=12, n_valid=5, size=4):
         return Dataset.from_dict({'image': [Image.fromarray(u8(size, size, seed=seed+i)) for i in range(n)],
                                   'label': [i%3 for i in range(n)]}, features=feats)
     return DatasetDict(train=split(n_train, 0), test=split(n_valid, 1000))
+
+# Datasets for the worker tests, here in a module so that spawned workers can import them as they import any class
+from miniai.training import Dataset
+
+def hits(i): return i if isinstance(i, list) else [i]
+
+class Failing(Dataset):
+    "Raises a `KeyError` for item 13"
+    def __getitem__(self, i):
+        if 13 in hits(i): raise KeyError('item 13 is broken')
+        return super().__getitem__(i)
+
+class Dying(Dataset):
+    "Ends its process, as the system does to one that runs out of memory, at item 13"
+    def __getitem__(self, i):
+        if 13 in hits(i): os._exit(3)
+        return super().__getitem__(i)
+
+class Stuck(Dataset):
+    "Takes ten minutes for item 13 (so that a test sees whether anything waits for it)"
+    def __getitem__(self, i):
+        if 13 in hits(i): __import__('time').sleep(600)
+        return super().__getitem__(i)
+
+class Unsendable(Exception):
+    "An exception that pickles but can't be rebuilt (it needs two arguments and keeps one)"
+    def __init__(self, a, b): super().__init__(f'{a} {b}')
+
+class RaisesUnsendable(Dataset):
+    def __getitem__(self, i): raise Unsendable('not', 'rebuilt')
