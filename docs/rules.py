@@ -97,9 +97,9 @@ def definitions(mod):
         if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names = [d.name]
         elif isinstance(d, (ast.Assign, ast.AnnAssign)): names = [t.id for t in getattr(d, 'targets', [getattr(d, 'target', None)]) if isinstance(t, ast.Name) and t.id in mod.__all__]
         else: continue
+        cls = _patched_class(d)
         for n in names:
             if is_private(n): continue
-            cls = _patched_class(d)
             name, obj = (f"{cls}.{n}", getattr(getattr(mod, cls), n)) if cls else (n, getattr(mod, n))
             nb, cell = where(d.lineno)
             res.append(Entry(mod.__name__, name, obj, nb, cell, d.lineno, d))
@@ -111,8 +111,8 @@ def definitions(mod):
 _show_doc = re.compile(r'^\s*show_doc\(\s*([\w.]+)\s*(?:,[^)]*)?\)\s*$', re.M)
 def shown_in(source): return _show_doc.findall(source)
 def shown(p):
-    "The names a notebook documents explicitly with `show_doc(name)`, in order"
-    return [n for c in cells(p) if c['cell_type'] == 'code' for n in shown_in(src(c))]
+    "The public names a notebook documents explicitly with `show_doc(name)`, in order (a private one gets no entry)"
+    return [n for c in cells(p) if c['cell_type'] == 'code' for n in shown_in(src(c)) if not is_private(n)]
 
 def _method(cls_entry, name):
     "The entry of a method defined in a documented class's body, for `show_doc(Class.method)`"
@@ -235,10 +235,8 @@ def _shorten(s):
 def anno_text(a):
     "An annotation object as text, where the source gives none"
     if isinstance(a, str): return a
-    if isinstance(a, type):
-        if a.__module__ == 'builtins': return a.__qualname__
-        if a.__module__.split('.')[0] == lib: return a.__qualname__
-        return public_path(a)
+    if isinstance(a, type) or inspect.isroutine(a):
+        return a.__qualname__ if a.__module__ in ('builtins', None) or a.__module__.split('.')[0] == lib else public_path(a)
     return _shorten(inspect.formatannotation(a))
 
 def default_text(d):

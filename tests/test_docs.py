@@ -152,7 +152,7 @@ def test_lesson_opens_in_colab_and_kaggle(page_, nb):
     for text, url in want.items():
         a = page_.locator('article a', has_text=text)
         assert a.count() == 1 and a.get_attribute('href') == url, f"{html(nb)}: {text} -> {a.all() and a.first.get_attribute('href')}, want {url}"
-        above = a.evaluate("(a, h) => a.compareDocumentPosition(document.querySelector('article h2')) & Node.DOCUMENT_POSITION_FOLLOWING")
+        above = a.evaluate("a => { const f = document.querySelector('article h2, article .cell'); return !f || !!(a.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING) }")
         assert above, f"{html(nb)}: {text} is not at the top of the page"
     assert (root/path).exists()
 
