@@ -48,7 +48,7 @@ def entry_md(e):
         head, opts = f"{e.name}{_one_line(sig) if sig is not None else ''}", _options(e)
     body = []
     if not own:   # a library's own docs explain its parameters: its first paragraph, and where it comes from
-        body.append(f"Re-exported from `{rules.public_path(e.obj).rsplit('.', 1)[0]}`.")
+        body.append(f"Re-exported from `{rules.public_module(e.obj)}`." if rules.public_module(e.obj) else "Re-exported from another library.")
         doc = doc.split('\n\n')[0]
     if doc: body.append(doc)
     if own and e.kind != 'data' and (tbl := _table(e)): body.append(tbl)

@@ -212,32 +212,23 @@ def _source_params(f):
     res['return'] = (seg(d.returns), None)
     return res
 
-def public_path(o):
-    "The shortest import path of a class or function: `torch.nn.Module` rather than `torch.nn.modules.module.Module`"
+def public_module(o):
+    "The shortest module `o` is imported from: `torch.nn` for `torch.nn.modules.module.Module`; its own module if none"
     mod, qn = getattr(o, '__module__', None), getattr(o, '__qualname__', None)
-    if not (mod and qn): return None
+    if not (mod and qn): return mod
     parts = mod.split('.')
     for i in range(1, len(parts)+1):
         try: m = importlib.import_module('.'.join(parts[:i]))
         except ImportError: continue
-        if functools.reduce(lambda x, a: getattr(x, a, None), qn.split('.'), m) is o: return f"{'.'.join(parts[:i])}.{qn}"
-    return f"{mod}.{qn}"
-
-def _shorten(s):
-    "Dotted names in a printed annotation, shortened to their public path"
-    def sub(m):
-        mod, _, nm = m[0].rpartition('.')
-        try: o = getattr(importlib.import_module(mod), nm)
-        except (ImportError, AttributeError, ValueError): return m[0]
-        return public_path(o) or m[0]
-    return re.sub(r'\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){2,}', sub, s)
+        if resolve(qn, m) is o: return m.__name__
+    return mod
 
 def anno_text(a):
     "An annotation object as text, where the source gives none"
     if isinstance(a, str): return a
     if isinstance(a, type) or inspect.isroutine(a):
-        return a.__qualname__ if a.__module__ in ('builtins', None) or a.__module__.split('.')[0] == lib else public_path(a)
-    return _shorten(inspect.formatannotation(a))
+        return a.__qualname__ if a.__module__ in ('builtins', None) or a.__module__.split('.')[0] == lib else f"{public_module(a)}.{a.__qualname__}"
+    return inspect.formatannotation(a)
 
 def default_text(d):
     if inspect.isclass(d) or inspect.isfunction(d) or inspect.isbuiltin(d): return d.__name__
