@@ -87,7 +87,8 @@ def to_cpu(x): # A tensor, or mappings, lists, tuples and dataclasses of them (a
 def _fmt(v): return f'{v:.4f}' if isinstance(v, float) else str(v)
 
 def _metric(k, m):
-    if isinstance(m, type): raise TypeError(f"metric {k!r} should be a metric object, but got the class {m.__name__}: pass {m.__name__}()")
+    if isinstance(m, type):
+        raise TypeError(f"metric {k!r} should be a metric object, but got the class {m.__name__}: pass {m.__name__}()")
     if all(callable(getattr(m, a, None)) for a in ('reset', 'update', 'compute')): return m
     if callable(m): return Metric(m)
     raise TypeError(f"metric {k!r} should be an object with reset, update and compute, "

@@ -2,7 +2,6 @@
 events, callbacks, cancelling, metrics, the device, progress, the LR finder and bad input. CPU, small synthetic data."""
 import collections, inspect, math, re, subprocess, sys
 from copy import deepcopy
-from types import SimpleNamespace
 from functools import partial
 from pathlib import Path
 import pytest
