@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'run_cbs', 'SingleBatchCB', 'Metric',
            'Accuracy', 'to_cpu', 'MetricsCB', 'DeviceCB', 'with_cbs', 'Learner', 'TrainCB', 'ProgressCB',
-           'TrainLearner', 'MomentumLearner', 'LRFinderCB']
+           'TrainLearner', 'MomentumLearner', 'LRFinderCB', 'lr_find']
 
 # %% ../nbs/09_learner.ipynb #b22bcc38
-import math, time
+import math, time, traceback, warnings
 from copy import deepcopy
 from functools import partial, wraps
 from operator import attrgetter
@@ -16,12 +16,11 @@ import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 import fastcore.all as fc
-from fastcore.basics import patch
 from torch import nn, optim, Tensor
 from torch.optim.lr_scheduler import ExponentialLR
 from fastprogress import master_bar, progress_bar
 from .training import accuracy
-from .validate import check_int, check_real
+from .validate import check_bool, check_int, check_real
 from .conv import def_device, map_tensors, to_device
 
 # %% ../nbs/09_learner.ipynb #9cb19e6f
@@ -68,7 +67,12 @@ class Metric:
 
 class Accuracy(Metric):
     "Share of items predicted right, from classes or from scores (the highest along dim 1 is the guess)."
-    def calc(self, inps, targs): return accuracy(inps, targs) if inps.ndim>1 else (inps==targs).float().mean()
+    def calc(self, inps, targs):
+        if inps.ndim>1: return accuracy(inps, targs)
+        if targs.shape!=inps.shape:   # `==` would broadcast: (N,) against (N, 1) compares every pair
+            raise ValueError(f"targs should hold one class per prediction, of shape {tuple(inps.shape)}, "
+                             f"but got shape {tuple(targs.shape)}")
+        return (inps==targs).float().mean()
 
 # %% ../nbs/09_learner.ipynb #f3a90c2e
 def _cpu(t):
@@ -83,6 +87,8 @@ def to_cpu(x): # A tensor, or mappings, lists, tuples and dataclasses of them (a
 def _fmt(v): return f'{v:.4f}' if isinstance(v, float) else str(v)
 
 def _metric(k, m):
+    if isinstance(m, type):
+        raise TypeError(f"metric {k!r} should be a metric object, but got the class {m.__name__}: pass {m.__name__}()")
     if all(callable(getattr(m, a, None)) for a in ('reset', 'update', 'compute')): return m
     if callable(m): return Metric(m)
     raise TypeError(f"metric {k!r} should be an object with reset, update and compute, "
@@ -100,10 +106,9 @@ class MetricsCB(Callback):
         self.metrics = {k: _metric(k, m) for k,m in zip(names, [*ms, *metrics.values()])}
         self.loss = Metric()
         self.all_metrics = {'loss': self.loss, **self.metrics}
+        self.log = []
 
-    def before_fit(self, learn):
-        learn.metrics,self.log = self,[]
-        self.n_inp = next((cb.n_inp for cb in learn.cbs if hasattr(cb, 'predict') and hasattr(cb, 'n_inp')), 1)
+    def before_fit(self, learn): learn.metrics,self.log = self,[]
 
     def before_epoch(self, learn):
         p = next(learn.model.parameters(), None)
@@ -112,7 +117,8 @@ class MetricsCB(Callback):
             if p is not None and callable(getattr(m, 'to', None)): m.to(p.device)
 
     def after_batch(self, learn):
-        targs = learn.batch[self.n_inp:]
+        n_inp = next((cb.n_inp for cb in learn.cbs if hasattr(cb, 'predict') and hasattr(cb, 'n_inp')), 1)
+        targs = learn.batch[n_inp:]
         for m in self.metrics.values(): m.update(learn.preds, *targs)
         self.loss.update(learn.loss, weight=len(targs[0] if targs else learn.preds))
 
@@ -129,10 +135,10 @@ class DeviceCB(Callback):
     "Move the model (if it has `to`) to `device` before the fit, and each batch before the other callbacks see it."
     order = -1
     def __init__(self,
-                 device=def_device): # Where to train: the GPU when there is one, else the CPU
-        self.device = device
+                 device=None): # Where to train: 'cpu', 'cuda', ...; `None` for `def_device`, the GPU if there is one, else the CPU
+        fc.store_attr()
     def before_fit(self, learn):
-        if hasattr(learn.model, 'to'): learn.model.to(self.device)
+        if hasattr(learn.model, 'to'): learn.model.to(def_device if self.device is None else self.device)
     def before_batch(self, learn): learn.batch = to_device(learn.batch, device=self.device)
 
 # %% ../nbs/09_learner.ipynb #7efa1e84
@@ -152,28 +158,41 @@ class with_cbs:
                 f(o, *args, **kwargs)
                 o.callback(f'after_{self.nm}')
             except _cancels[self.nm]: pass
-            finally: o.callback(f'cleanup_{self.nm}')
+            except BaseException as e:
+                _cleanup(o, self.nm, e)
+                raise
+            _cleanup(o, self.nm)
         return _f
+
+# %% ../nbs/09_learner.ipynb #cc0acfd0
+# Plumbing for `with_cbs`: every cleanup runs, and the first real error is the one you see.
+def _also(e, cb, nm, err):
+    "Report on `e`, the error going on up, that `cb`'s `nm` raised `err` too: as a note, or a warning before Python 3.11."
+    msg = f"Then {type(cb).__name__}.{nm} raised too:\n" + ''.join(traceback.format_exception(err)).rstrip()
+    if hasattr(e, 'add_note'): e.add_note(msg)
+    else: warnings.warn(msg, RuntimeWarning)
+
+def _cleanup(o, nm, exc=None):
+    "Run `cleanup_{nm}` on each of `o.cbs`, whatever raises; `exc` is the stage's own error, if it failed."
+    nm, errs = f'cleanup_{nm}', []
+    for cb in sorted(o.cbs, key=attrgetter('order')):
+        try: run_cbs([cb], nm, o)
+        except Exception as err: errs.append((cb, err))
+    if not errs: return
+    real = exc is not None and not isinstance(exc, tuple(_cancels.values()))
+    first = exc if real else errs.pop(0)[1]
+    for cb,err in errs: _also(first, cb, nm, err)
+    if not real: raise first
 
 # %% ../nbs/09_learner.ipynb #9ac94122
 _steps = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
-
-def _cbs(cbs):
-    "`cbs` as an `L` of callback instances; a callback is anything with an `order`."
-    cbs = fc.L([cbs] if hasattr(cbs, 'order') else cbs)
-    for cb in cbs:
-        if isinstance(cb, type):
-            raise TypeError(f"cbs should hold callback instances, but got the class {cb.__name__}: pass {cb.__name__}()")
-        if not hasattr(cb, 'order'):
-            raise TypeError(f"cbs should hold callbacks (objects with an `order`, such as Callback instances), but got {cb!r}")
-    return cbs
 
 class Learner:
     "Trains `model` on `dls` with the loop written once: each step is an event, handled by the callbacks `cbs`."
     def __init__(self,
                  model:nn.Module, # The model to train
                  dls=(0,), # Loaders with `train` and `valid` attributes, such as a `DataLoaders`
-                 loss_func=F.mse_loss, # Called as `loss_func(preds, *targets)` (by `TrainCB`)
+                 loss_func=F.mse_loss, # Called as `loss_func(preds, *targets)`
                  lr:float=0.1, # Learning rate, unless `fit` gets one; `None` to give one to each fit
                  cbs=None, # Callbacks for every fit: `None`, one, or any iterable of them
                  opt_func=optim.SGD): # Builds the optimizer, `opt_func(params, lr)`, at each fit; `None` for none
@@ -219,29 +238,17 @@ class Learner:
             cbs=None, # Extra callbacks for this fit only: `None`, one, or any iterable of them
             lr:float=None): # Learning rate for this fit; the learner's `lr` when `None`
         "Run `n_epochs` epochs, each training on `dls.train` and then evaluating on `dls.valid`, every step an event."
-        check_int('n_epochs', n_epochs, lo=0)
-        cbs = _cbs(cbs)
+        cbs = _cbs(cbs, have=self.cbs)
         if lr is None: lr = self.lr
-        if lr is not None: check_real('lr', lr, gt=0)
-        elif train and self.opt_func:
-            raise ValueError("lr should be a positive number, but got lr=None: give one to fit or to the Learner")
-        self._check_stages(cbs, train, valid)
+        _check_fit(self, n_epochs, train, valid, cbs, lr)
         for cb in cbs: self.cbs.append(cb)
         try:
             self.n_epochs,self.epochs = n_epochs,range(n_epochs)
             if self.opt_func and lr is not None: self.opt = self.opt_func(self.model.parameters(), lr)
             self._fit(train, valid)
+        except tuple(_cancels.values()) as e: raise RuntimeError(_escaped(e)) from e
         finally:
             for cb in cbs: self.cbs.remove(cb)
-
-    def _check_stages(self, cbs, train, valid):
-        "Fail before any work unless there are loaders, and something to do each step, for the stages asked for."
-        for k,use in (('train', train), ('valid', valid)):
-            if use and not hasattr(self.dls, k): raise TypeError(f"dls should have a `{k}` loader, but got {self.dls!r}")
-        steps = _steps if train else _steps[:2] if valid else ()
-        missing = [s for s in steps if not hasattr(type(self), s) and not any(hasattr(cb, s) for cb in [*self.cbs, *cbs])]
-        if missing: raise AttributeError(f"nothing does the training steps {', '.join(missing)}: pass a callback with "
-                                         "them, such as TrainCB(), or use a learner with them, such as TrainLearner")
 
     def __getattr__(self, nm):
         if nm in _steps: return partial(self.callback, nm)
@@ -257,13 +264,45 @@ class Learner:
         "Whether the current epoch trains (rather than validates)."
         return self.model.training
 
+# %% ../nbs/09_learner.ipynb #87c2dff9
+# Plumbing for `Learner`: its callbacks, each once; its checks; what to say about a cancel exception that got out.
+def _cbs(cbs, have=()):
+    "`cbs` as an `L` of callback instances, each once and none of those in `have`; a callback is anything with an `order`."
+    res = fc.L()
+    for cb in fc.L([cbs] if hasattr(cbs, 'order') else cbs):
+        if isinstance(cb, type):
+            raise TypeError(f"cbs should hold callback instances, but got the class {cb.__name__}: pass {cb.__name__}()")
+        if not hasattr(cb, 'order'):
+            raise TypeError(f"cbs should hold callbacks (objects with an `order`, such as Callback instances), but got {cb!r}")
+        if not any(cb is o for o in [*have, *res]): res.append(cb)
+    return res
+
+def _check_fit(learn, n_epochs, train, valid, cbs, lr):
+    "Fail before any work on bad arguments, missing loaders, or nothing to do the training steps of the stages asked for."
+    check_int('n_epochs', n_epochs, lo=0)
+    for k,use in (('train', train), ('valid', valid)):
+        check_bool(k, use)
+        if use and not hasattr(learn.dls, k): raise TypeError(f"dls should have a `{k}` loader, but got {learn.dls!r}")
+    if lr is not None: check_real('lr', lr, gt=0)
+    elif train and learn.opt_func: raise ValueError("lr should be a positive number, but got lr=None: give one to fit or to the Learner")
+    steps = _steps if train else _steps[:2] if valid else ()
+    missing = [s for s in steps if not hasattr(type(learn), s) and not any(hasattr(cb, s) for cb in [*learn.cbs, *cbs])]
+    if missing: raise ValueError(f"nothing does the training steps {', '.join(missing)}: pass a callback with them, "
+                                 "such as TrainCB(), or use a learner with them, such as TrainLearner")
+
+def _escaped(e):
+    "What to say about the cancel exception `e` when it gets out of `fit`: it was raised where it had nothing to cancel."
+    nm = next(k for k,c in _cancels.items() if isinstance(e, c))
+    return (f"{type(e).__name__} was raised where there was no {nm} to cancel: raise it from an event between before_{nm} "
+            f"and after_{nm} (or deeper), not from a cleanup_* event or an event of a stage above the {nm}")
+
 # %% ../nbs/09_learner.ipynb #31732040
 class TrainCB(Callback):
     "Training steps as callbacks: `model(*inputs)`, `loss_func(preds, *targets)`, backward, step, zero_grad."
     def __init__(self,
                  n_inp:int=1): # How many of a batch's items (from the first) the model takes; the rest are targets
         check_int('n_inp', n_inp)
-        self.n_inp = n_inp
+        fc.store_attr()
     def predict(self, learn): learn.preds = learn.model(*learn.batch[:self.n_inp])
     def get_loss(self, learn): learn.loss = learn.loss_func(learn.preds, *learn.batch[self.n_inp:])
     def backward(self, learn): learn.loss.backward()
@@ -277,7 +316,7 @@ class ProgressCB(Callback):
     refresh = 1. # Seconds between redraws of the plot and of the loss shown beside the bar
     def __init__(self,
                  plot:bool=False): # Plot the training and validation losses as they come
-        self.plot = plot
+        fc.store_attr()
 
     def before_fit(self, learn):
         learn.epochs = self.mbar = master_bar(learn.epochs)
@@ -314,7 +353,9 @@ class ProgressCB(Callback):
     def after_fit(self, learn): self.done = True
 
     def cleanup_fit(self, learn):
-        if not self.done: self.mbar.on_iter_end()   # a cancelled fit leaves the bars open
+        done = vars(self).pop('done', None)
+        if done is None: return   # this fit ended before ProgressCB's before_fit: nothing to close
+        if not done: self.mbar.on_iter_end()   # a cancelled fit leaves the bars open
         if hasattr(learn, 'metrics'): vars(learn.metrics).pop('_log', None)
         if hasattr(self.mbar, 'graph_fig'): plt.close(self.mbar.graph_fig)
 
@@ -330,14 +371,8 @@ class TrainLearner(Learner):
 # %% ../nbs/09_learner.ipynb #b4d06e91
 class MomentumLearner(TrainLearner):
     "A `TrainLearner` whose `zero_grad` multiplies the gradients by `mom` instead of zeroing them."
-    def __init__(self,
-                 model:nn.Module, # The model to train
-                 dls, # Loaders with `train` and `valid` attributes, such as a `DataLoaders`
-                 loss_func, # Called as `loss_func(preds, y)`
-                 lr:float=None, # Learning rate, unless `fit` gets one; `None` to give one to each fit
-                 cbs=None, # Callbacks for every fit: `None`, one, or any iterable of them
-                 opt_func=optim.SGD, # Builds the optimizer, `opt_func(params, lr)`, at the start of each fit
-                 mom:float=0.85): # Share of each gradient kept for the next step, in [0, 1)
+    @fc.delegates(Learner.__init__)
+    def __init__(self, model, dls, loss_func, lr=None, cbs=None, opt_func=optim.SGD, mom:float=0.85): # Share of each gradient kept, in [0, 1)
         check_real('mom', mom, ge=0, lt=1)
         self.mom = mom
         super().__init__(model, dls, loss_func, lr, cbs, opt_func)
@@ -355,13 +390,12 @@ class LRFinderCB(Callback):
                  gamma:float=1.3, # Factor applied to the learning rate after each batch
                  max_mult:float=3): # Stop once the loss exceeds `max_mult` times the lowest so far
         for k,v in dict(gamma=gamma, max_mult=max_mult).items(): check_real(k, v, gt=1)
-        self.gamma,self.max_mult = gamma,max_mult
+        fc.store_attr()
 
     def before_fit(self, learn):
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-        self.saved = deepcopy(learn.model.state_dict()), learn.model.training, torch.get_rng_state(), cuda
-        self.sched = ExponentialLR(learn.opt, self.gamma)
         self.lrs,self.losses,self.min = [],[],math.inf
+        self.saved = _snapshot(learn)
+        self.sched = ExponentialLR(learn.opt, self.gamma)
 
     def after_batch(self, learn):
         if not learn.model.training: raise CancelEpochException()
@@ -373,12 +407,8 @@ class LRFinderCB(Callback):
         self.sched.step()
 
     def cleanup_fit(self, learn):
-        if 'saved' not in vars(self): return   # an earlier callback failed before this one's before_fit
-        sd,training,rng,cuda = vars(self).pop('saved')
-        learn.model.load_state_dict(sd)
-        learn.model.train(training)
-        torch.set_rng_state(rng)
-        if cuda is not None: torch.cuda.set_rng_state_all(cuda)
+        if 'saved' not in vars(self): return   # this fit ended before the finder's before_fit: nothing to put back
+        _restore(learn, vars(self).pop('saved'))
         if self.lrs: self.plot()
 
     def plot(self)->plt.Axes: # The axes drawn on
@@ -388,14 +418,36 @@ class LRFinderCB(Callback):
         ax.set(xscale='log', xlabel='learning rate', ylabel='training loss')
         return ax
 
+# %% ../nbs/09_learner.ipynb #da3ba7ea
+# Plumbing for `LRFinderCB`: what it puts back.
+def _snapshot(learn):
+    "What a measurement must give back: weights and buffers, each layer's mode, the gradients, the optimizer's state, the RNGs."
+    m = learn.model
+    return dict(weights=deepcopy(m.state_dict()), modes=[o.training for o in m.modules()],
+                grads=[None if p.grad is None else p.grad.clone() for p in m.parameters()],
+                opt=deepcopy(learn.opt.state_dict()), rng=torch.get_rng_state(),
+                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+def _restore(learn, s):
+    "Put back what `_snapshot` took."
+    m = learn.model
+    m.load_state_dict(s['weights'])
+    for o,mode in zip(m.modules(), s['modes']): o.training = mode
+    for p,g in zip(m.parameters(), s['grads']): p.grad = g
+    learn.opt.load_state_dict(s['opt'])
+    torch.set_rng_state(s['rng'])
+    if s['cuda'] is not None: torch.cuda.set_rng_state_all(s['cuda'])
+
 # %% ../nbs/09_learner.ipynb #b62fb18c
-@patch
+@fc.patch
 def lr_find(self:Learner,
             gamma:float=1.3, # Factor applied to the learning rate after each batch
             max_mult:float=3, # Stop once the loss exceeds `max_mult` times the lowest so far
             start_lr:float=1e-5, # Learning rate of the first batch
             max_epochs:int=10): # Stop after this many epochs if the loss has not taken off by then
-    "Train with a learning rate growing from `start_lr` until the loss takes off, and plot it; the model is restored."
+    "Train with a learning rate growing from `start_lr` until the loss takes off, and plot it; the learner is restored."
     check_real('start_lr', start_lr, gt=0)
     check_int('max_epochs', max_epochs)
+    if not self.opt_func: raise ValueError("opt_func should build an optimizer for lr_find to run with, but got opt_func=None: "
+                                           "set one, such as learn.opt_func = optim.SGD")
     self.fit(max_epochs, valid=False, lr=start_lr, cbs=LRFinderCB(gamma=gamma, max_mult=max_mult))

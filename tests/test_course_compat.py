@@ -3,7 +3,9 @@ Learner (its callbacks, patches and calls, written as the course writes them), o
 CUDA's float16 autocast becomes the CPU's bfloat16, torchvision's flip becomes `torch.flip`, and torcheval's
 `MulticlassAccuracy` is ours when torcheval is not installed. No data files."""
 import math
+from copy import deepcopy
 from functools import partial
+from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
@@ -55,13 +57,24 @@ def test_09_learner():
     cbs = [DeviceCB(), metrics, ProgressCB(plot=True)]
     learn = MomentumLearner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, lr=0.1, cbs=cbs)
     learn.fit(1)
+    assert [d['train'] for d in metrics.log] == ['train', 'eval'] and metrics.log[1]['accuracy'] > 0.25   # chance: 0.25
     lrfind = LRFinderCB()
     cbs = [DeviceCB(), lrfind]
     learn = MomentumLearner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, lr=1e-4, cbs=cbs)
+    w = deepcopy(learn.model.state_dict())
     learn.fit(1)
     plt.plot(lrfind.lrs, lrfind.losses)
     plt.xscale('log')
-    MomentumLearner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, cbs=cbs).lr_find()
+    assert lrfind.lrs == pytest.approx([1e-4*1.3**i for i in range(len(lrfind.lrs))]) and len(lrfind.lrs) == len(lrfind.losses)
+    assert all(torch.equal(v, w[k]) for k,v in learn.model.state_dict().items())   # the course's finder left them changed
+    cbs = [DeviceCB()]
+    learn = MomentumLearner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, lr=1e-5, cbs=cbs)
+    learn.fit(3, cbs=LRFinderCB())
+    assert len(learn.cbs) == 1
+    learn = MomentumLearner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, cbs=cbs)
+    w = deepcopy(learn.model.state_dict())
+    learn.lr_find()
+    assert all(torch.equal(v, w[k]) for k,v in learn.model.state_dict().items()) and plt.gca().get_xscale() == 'log'
     cbs = [TrainCB(), DeviceCB(), SingleBatchCB()]
     learn = Learner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, lr=0.2, cbs=cbs)
     learn.fit(1)
@@ -314,9 +327,15 @@ def test_13_resnet(capsys):
     assert learn.opt.param_groups[0]['lr'] == 1 and len(learn.cbs) == 1
     metrics = MetricsCB(accuracy=MulticlassAccuracy())
     cbs = [DeviceCB(), metrics, ProgressCB(plot=True)]
-    learn = TrainLearner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, lr=2e-3, cbs=cbs, opt_func=optim.AdamW)
-    learn.lr_find()
-    learn.fit(1)
+    def fitted(find):
+        "The course's `lr_find` then `fit`; the fit must be the one it would have been without the finder."
+        set_seed(1)
+        learn = TrainLearner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, lr=2e-3, cbs=cbs, opt_func=optim.AdamW)
+        if find: learn.lr_find()
+        learn.fit(1)
+        return learn.model.state_dict(), metrics.log
+    (w1,log1), (w2,log2) = fitted(True), fitted(False)
+    assert all(torch.equal(v, w2[k]) for k,v in w1.items()) and log1 == log2 and len(log1) == 2
 
 # 14_augment: capturing predictions, test-time augmentation, mixed precision
 
@@ -370,9 +389,46 @@ def test_14_augment():
     assert ap1.shape == ap2.shape == (len(dls.valid.dataset), 4) and torch.equal(at, at2) and ap1.dtype == torch.float32
     assert not torch.equal(ap1, ap2) and len(learn.cbs) == 5
     ap = torch.stack([ap1,ap2]).mean(0).argmax(1)
-    assert 0 <= (ap==at).float().mean().item() <= 1
+    tta = (ap==at).float().mean().item()
     p, t, i = learn.capture_preds(inps=True)
-    assert i.shape == (len(dls.valid.dataset), 1, 28, 28)
+    assert i.shape == (len(dls.valid.dataset), 1, 28, 28) and torch.equal(i, dls.valid.dataset.x) and torch.equal(p, ap1)
+    _, _, i2 = learn.capture_preds(cbs=[ttacb], inps=True)
+    assert torch.equal(i2, i.flip(-1))   # what the model saw was flipped, and the predictions were of those images
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16): direct = [learn.model(o).float() for o in (i, i2)]
+    assert all(torch.allclose(a, b, atol=0.05) for a,b in zip((ap1, ap2), direct))
+    assert tta == pytest.approx((torch.stack(direct).mean(0).argmax(1)==at).float().mean().item(), abs=1/len(at))
+
+# 21_cifar10_and_wandb: a MetricsCB subclass that replaces before_fit without calling super()
+
+def test_21_wandb_cb():
+    "Weights & Biases replaced by a list; the course's `sample_figure`, which samples a diffusion model, left out."
+    logged = []
+    wandb = SimpleNamespace(init=lambda **kw: logged.append(('init', kw)), log=logged.append, finish=lambda: logged.append('finish'))
+    class WandBCB(MetricsCB):
+        order=100
+        def __init__(self, config, *ms, project='ddpm_cifar10', **metrics):
+            fc.store_attr()
+            super().__init__(*ms, **metrics)
+        def before_fit(self, learn): wandb.init(project=self.project, config=self.config)
+        def after_fit(self, learn): wandb.finish()
+        def _log(self, d):
+            if d['train']=='train':   # the course reads `self.train` here, which nothing sets
+                wandb.log({'train_'+m:float(d[m]) for m in self.all_metrics})
+            else:
+                wandb.log({'val_'+m:float(d[m]) for m in self.all_metrics})
+            print(d)
+        def after_batch(self, learn):
+            super().after_batch(learn)
+            wandb.log({'loss':learn.loss})
+    metrics = MetricsCB(accuracy=MulticlassAccuracy())
+    wandbcb = WandBCB(config={'lr': 1e-2, 'epochs': 2}, accuracy=MulticlassAccuracy())
+    cbs = [DeviceCB(), metrics, ProgressCB(plot=True), wandbcb]
+    learn = Learner(nn.Sequential(*cnn_layers()), dls, F.cross_entropy, lr=1e-2, cbs=cbs+[TrainCB()], opt_func=optim.AdamW)
+    learn.fit(2)
+    epochs = [d for d in logged if isinstance(d, dict) and 'loss' not in d]
+    assert logged[0] == ('init', {'project': 'ddpm_cifar10', 'config': {'lr': 1e-2, 'epochs': 2}}) and logged[-1] == 'finish'
+    assert sum(isinstance(d, dict) and 'loss' in d for d in logged) == 2*(len(dls.train)+len(dls.valid))
+    assert epochs == [{f"{'train' if d['train']=='train' else 'val'}_{k}": d[k] for k in ('loss', 'accuracy')} for d in metrics.log]
 
 # Later lessons (diffusion): a TrainCB subclass that rebuilds the batch and changes `predict`
 

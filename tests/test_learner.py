@@ -1,6 +1,7 @@
 """The Learner of lesson 09 (`miniai.learner`), row by row against the course's final API: signatures, attributes,
 events, callbacks, cancelling, metrics, the device, progress, the LR finder and bad input. CPU, small synthetic data."""
-import collections, inspect, math, subprocess, sys
+import collections, inspect, math, re, subprocess, sys
+from copy import deepcopy
 from functools import partial
 from pathlib import Path
 import pytest
@@ -11,7 +12,6 @@ from hypothesis import given, settings, strategies as st
 from torch import nn, optim
 from miniai.training import Dataset, DataLoader, accuracy, get_dls
 from miniai.datasets import DataLoaders
-from miniai.conv import def_device
 from miniai.learner import *
 try: import torcheval.metrics as tm
 except ImportError: tm = None
@@ -61,7 +61,7 @@ def test_signatures_match_the_course():
     assert _sig(Learner.fit) == dict(n_epochs=1, train=True, valid=True, cbs=None, lr=None)
     assert _sig(MomentumLearner) == dict(model=E, dls=E, loss_func=E, lr=None, cbs=None, opt_func=optim.SGD, mom=0.85)
     assert _sig(TrainLearner) == _sig(Learner)
-    assert _sig(TrainCB) == dict(n_inp=1) and _sig(DeviceCB) == dict(device=def_device)
+    assert _sig(TrainCB) == dict(n_inp=1) and _sig(DeviceCB) == dict(device=None)
     assert list(_sig(MetricsCB)) == ['ms', 'metrics'] and _sig(ProgressCB) == dict(plot=False)
     assert _sig(LRFinderCB) == dict(gamma=1.3, max_mult=3)
     assert _sig(Learner.lr_find) == dict(gamma=1.3, max_mult=3, start_lr=1e-5, max_epochs=10)
@@ -181,21 +181,97 @@ def test_single_batch_cb():
     assert rec.evts.count('before_batch') == 1 and rec.evts.count('after_batch') == 1   # order 1: others see the batch
     assert rec.evts[-2:] == ['cleanup_epoch', 'cleanup_fit'] and learn.preds.shape == (4, 1)
 
+class Stage:
+    "A stand-in for a learner: callbacks, `callback`, and one stage, a batch."
+    def __init__(self, *cbs): self.cbs = [Recorder(), *cbs]
+    def callback(self, nm): run_cbs(self.cbs, nm, self)
+    @with_cbs('batch')
+    def run(self, exc=None):
+        "Docstring kept"
+        if exc: raise exc()
+
 def test_with_cbs_catches_only_its_level():
-    class O:
-        def __init__(self): self.said = []
-        def callback(self, nm): self.said.append(nm)
-        @with_cbs('batch')
-        def run(self, exc=None):
-            "Docstring kept"
-            if exc: raise exc()
-    o = O(); o.run(); assert o.said == ['before_batch', 'after_batch', 'cleanup_batch']
-    o = O(); o.run(CancelBatchException); assert o.said == ['before_batch', 'cleanup_batch']
-    for exc in (CancelEpochException, CancelFitException, KeyError):
-        o = O()
+    o = Stage(); o.run(); assert o.cbs[0].evts == ['before_batch', 'after_batch', 'cleanup_batch']
+    o = Stage(); o.run(CancelBatchException); assert o.cbs[0].evts == ['before_batch', 'cleanup_batch']
+    for exc in (CancelEpochException, CancelFitException, KeyError, KeyboardInterrupt):
+        o = Stage()
         with pytest.raises(exc): o.run(exc)
-        assert o.said == ['before_batch', 'cleanup_batch']
-    assert O.run.__doc__ == 'Docstring kept'
+        assert o.cbs[0].evts == ['before_batch', 'cleanup_batch']
+    assert Stage.run.__doc__ == 'Docstring kept'
+
+# Cleanup: every cleanup runs, and the error you see is the first real one
+
+def cleaner(nm, order, exc=RuntimeError):
+    "A callback whose `cleanup_{nm}` raises `exc(nm)` and then writes down that it ran."
+    def _f(self, learn): self.ran = True; raise exc(f'{nm} {order}')
+    return type(f'Clean{order}', (Callback,), {'order': order, 'ran': False, f'cleanup_{nm}': _f})()
+
+def notes(e): return '\n'.join(getattr(e, '__notes__', []))
+
+def test_every_cleanup_runs_and_the_first_error_goes_up_with_the_others_as_notes():
+    rec = Recorder(order=10)
+    a, b = cleaner('fit', -5), cleaner('fit', 5)
+    learn = learner([rec])
+    with pytest.raises(RuntimeError) as e: learn.fit(1, cbs=[a, b])
+    assert str(e.value) == 'fit -5' and a.ran and b.ran and rec.evts[-1] == 'cleanup_fit'   # b and the recorder still cleaned up after a failed
+    assert 'Clean5.cleanup_fit raised too' in notes(e.value) and 'RuntimeError: fit 5' in notes(e.value)
+    assert len(learn.cbs) == 2   # the fit's callbacks removed
+
+def test_the_stage_error_stays_the_one_you_see():
+    "An error in the fit goes on up as it is; the cleanups' failures ride on it as notes, for every stage on the way."
+    a, b = cleaner('batch', -5), cleaner('fit', 5)
+    learn = learner([a, b, raiser(ZeroDivisionError, 'after_loss')])
+    with pytest.raises(ZeroDivisionError) as e: learn.fit(1)
+    assert e.value.__context__ is None and a.ran and b.ran
+    assert 'Clean-5.cleanup_batch raised too' in notes(e.value) and 'Clean5.cleanup_fit raised too' in notes(e.value)
+    with pytest.raises(KeyboardInterrupt) as e: learner([cleaner('fit', 0), raiser(KeyboardInterrupt, 'before_epoch')]).fit(1)
+    assert 'RuntimeError: fit 0' in notes(e.value)   # Ctrl-C stays Ctrl-C
+
+def test_a_cleanup_error_during_a_cancel_is_raised():
+    "A cancel exception is control flow: a cleanup error on its way is raised, not hidden on it and then swallowed by `fit`."
+    for nm in ('batch', 'epoch'):
+        with pytest.raises(RuntimeError) as e: learner([cleaner(nm, 0), SingleBatchCB()]).fit(1)
+        assert str(e.value) == f'{nm} 0' and isinstance(e.value.__context__, CancelFitException)
+
+def test_cleanup_errors_become_warnings_without_notes():
+    "Before Python 3.11 exceptions have no `add_note`: the later cleanup errors are reported as warnings instead."
+    class NoNotes(Exception): add_note = property()   # `hasattr` says no, as on Python 3.10
+    with pytest.warns(RuntimeWarning, match=r'Clean5.cleanup_fit raised too:\n(.|\n)*RuntimeError: fit 5'):
+        with pytest.raises(NoNotes): learner([cleaner('fit', 5), raiser(NoNotes, 'before_fit')]).fit(1)
+
+def test_progress_cb_cleans_up_after_an_earlier_before_fit_raises():
+    "The course's `ProgressCB` then failed with `AttributeError: ... 'done'`, hiding the real exception."
+    for exc in (RuntimeError, KeyboardInterrupt):
+        mcb, pcb = MetricsCB(), ProgressCB()
+        with pytest.raises(exc) as e: learner([raiser(exc, 'before_fit', order=-5), mcb, pcb]).fit(1)
+        assert not notes(e.value) and '_log' not in vars(mcb)
+    mcb, pcb = MetricsCB(), ProgressCB()
+    learn = learner([mcb, pcb])
+    learn.fit(1, cbs=raiser(CancelFitException, 'before_fit', order=-5))   # cancelled before the bars: nothing to close
+    learn.fit(1)
+    with pytest.raises(RuntimeError, match='again'):   # after a fit of its own, ProgressCB doesn't close that one's bars twice
+        learn.fit(1, cbs=raiser(lambda: RuntimeError('again'), 'before_fit', order=-5))
+    assert len(mcb.log) == 2 and '_log' not in vars(mcb)
+
+def test_a_cleanup_failure_leaves_the_finder_and_the_progress_bar_cleaned_up():
+    mcb, pcb, lrf = MetricsCB(), ProgressCB(), LRFinderCB(gamma=2)
+    learn = learner([cleaner('fit', -5), mcb, pcb], dls=lin_dls(n=64, bs=4))
+    w = deepcopy(learn.model.state_dict())
+    with pytest.raises(RuntimeError, match='fit -5'): learn.fit(3, lr=1e-3, cbs=lrf)
+    assert all(torch.equal(v, w[k]) for k,v in learn.model.state_dict().items()) and lrf.lrs
+    assert '_log' not in vars(mcb)
+
+@pytest.mark.parametrize('exc,event', [(CancelEpochException, 'before_fit'), (CancelBatchException, 'before_epoch'),
+                                       (CancelBatchException, 'after_fit'), (CancelFitException, 'cleanup_fit'),
+                                       (CancelEpochException, 'cleanup_epoch'), (CancelBatchException, 'cleanup_batch')])
+def test_a_cancel_exception_outside_its_stage_is_named(exc, event):
+    "Raised where there is nothing of its level to cancel, it leaves `fit` as a RuntimeError that names it."
+    nm = exc.__name__[6:-9].lower()
+    rec = Recorder(order=10)
+    with pytest.raises(RuntimeError, match=rf'^{exc.__name__} was raised where there was no {nm} to cancel: raise it from '
+                                           rf'an event between before_{nm} and after_{nm}') as e:
+        learner([raiser(exc, event), rec]).fit(1)
+    assert isinstance(e.value.__cause__, exc) and rec.evts[-1] == 'cleanup_fit'
 
 # The training steps
 
@@ -352,6 +428,23 @@ def test_metric_and_accuracy_match_torcheval(sizes, seed):
     assert ours.compute().item() == pytest.approx(theirs.compute().item(), abs=1e-6)
     assert loss.compute().item() == pytest.approx(tmean.compute().item(), rel=1e-5)
 
+def test_metrics_cb_subclass_that_replaces_before_fit():
+    "As the course's lesson-21 `WandBCB(MetricsCB)` does: `before_fit` overridden without calling `super()`."
+    class Quiet(MetricsCB):
+        def before_fit(self, learn): pass
+    q, mcb = Quiet(), MetricsCB()
+    learn = learner([q, mcb])
+    learn.fit(2)
+    assert [d['loss'] for d in q.log] == [d['loss'] for d in mcb.log] and len(q.log) == 4
+
+def test_accuracy_refuses_targets_that_are_not_one_per_prediction():
+    "Compared with `==`, class predictions of shape (N,) against targets (N, 1) would broadcast to N*N pairs: 0.25 for 4 right."
+    preds = torch.tensor([0, 1, 2, 3])
+    for y in (preds[:, None], preds[:1]):
+        fails(ValueError, rf'targs should hold one class per prediction, of shape \(4,\), but got shape {re.escape(str(tuple(y.shape)))}',
+              Accuracy().update, preds, y)
+    assert Accuracy().update(preds, preds).compute() == 1
+
 @needs_torcheval
 def test_metrics_cb_takes_torcheval_metrics():
     mcb = MetricsCB(tm.MulticlassAccuracy(), mine=Accuracy())
@@ -382,11 +475,28 @@ def test_device_cb_moves_model_and_batch():
     assert seen == {'model': [], 'batch': ['meta', 'meta']}
 
 def test_metrics_follow_the_model_device():
+    "On the `meta` device, where nothing can be computed: the fit stops once the metrics were moved."
     class Spy(CountCorrect):
         def to(self, device): self.device = device; return self
+    class Stop(Callback):
+        order = MetricsCB.order+1
+        def before_epoch(self, learn): raise CancelFitException()
     spy = Spy()
-    learner([MetricsCB(spy=spy)]).fit(1, cbs=DeviceCB('cpu'))
-    assert spy.device == torch.device('cpu')
+    learner([MetricsCB(spy=spy), Stop()]).fit(1, cbs=DeviceCB('meta'))
+    assert spy.device == torch.device('meta')
+
+def test_device_cb_default_is_looked_up_when_the_fit_runs(monkeypatch):
+    "`DeviceCB()` shows no machine's device in its signature, and trains on `def_device` as it is when the fit runs."
+    import miniai.conv, miniai.learner
+    seen = {}
+    class Probe(Callback):
+        def before_batch(self, learn):
+            seen['model'], seen['batch'] = learn.model.weight.device.type, [t.device.type for t in learn.batch]
+            raise CancelFitException()
+    cb = DeviceCB()
+    for m in (miniai.conv, miniai.learner): monkeypatch.setattr(m, 'def_device', 'meta')
+    learner([Probe(), cb]).fit(1)
+    assert cb.device is None and seen == {'model': 'meta', 'batch': ['meta', 'meta']}
 
 def test_to_cpu_nested_half_and_detached():
     Point = collections.namedtuple('Point', 'x y')
@@ -481,6 +591,39 @@ def test_lr_finder_stops_on_divergence_restores_and_plots():
     learn.fit(2, cbs=mcb)   # still usable: trains to a lower loss
     assert mcb.log[-1]['loss'] < mcb.log[0]['loss']
 
+def test_a_fit_after_lr_find_is_the_fit_without_it():
+    "MomentumLearner keeps `mom` of the last gradient between fits: after `lr_find`, that must not be the finder's last one."
+    def run(find, cls=MomentumLearner, **kwargs):
+        learn = learner(cls=cls, lr=0.05, dls=lin_dls(n=64, bs=4), **kwargs)
+        learn.fit(1)
+        if find: learn.lr_find(gamma=2)
+        learn.fit(1)
+        return [p.detach().clone() for p in learn.model.parameters()]
+    assert all(torch.equal(a, b) for a,b in zip(run(True), run(False)))
+    adam = partial(optim.AdamW, eps=1e-5)
+    assert all(torch.equal(a, b) for a,b in zip(run(True, TrainLearner, opt_func=adam), run(False, TrainLearner, opt_func=adam)))
+
+def test_lr_finder_gives_back_the_optimizer_state_gradients_and_each_layer_mode():
+    "An optimizer kept across fits (`opt_func=None`), a batch-norm layer in eval mode in a training model: all as before."
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    learn = TrainLearner(model, lin_dls(n=64, bs=4), F.mse_loss, opt_func=None)
+    learn.opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    learn.fit(1, valid=False)   # momentum buffers
+    for p in model.parameters(): p.grad = torch.randn_like(p)
+    model[1].eval()
+    opt, modes = deepcopy(learn.opt.state_dict()), [m.training for m in model.modules()]
+    sd, grads = deepcopy(model.state_dict()), [p.grad.clone() for p in model.parameters()]
+    cb = LRFinderCB()
+    learn.fit(10, valid=False, cbs=cb)
+    assert len(cb.lrs) >= 2 and cb.lrs[-1] > 0.01   # it ran, on the kept optimizer, with a growing lr
+    now = learn.opt.state_dict()
+    assert now['param_groups'] == opt['param_groups'] and learn.opt.param_groups[0]['lr'] == 0.01
+    assert all(torch.equal(now['state'][k]['momentum_buffer'], v['momentum_buffer']) for k,v in opt['state'].items())
+    assert [m.training for m in model.modules()] == modes == [True, True, False, True]
+    assert all(torch.equal(v, sd[k]) for k,v in model.state_dict().items())
+    assert all(torch.equal(p.grad, g) for p,g in zip(model.parameters(), grads))
+
 def test_lr_finder_cleanup_leaves_an_earlier_error_alone():
     class Fail(Callback):
         def before_fit(self, learn): raise RuntimeError('before the finder')
@@ -537,6 +680,14 @@ def test_an_iterable_callback_counts_as_one():
     learn.fit(1, cbs=h)
     assert h.seen == 5 and len(Learner(nn.Linear(3, 1), lin_dls(), cbs=h).cbs) == 1
 
+def test_a_callback_given_twice_runs_once():
+    mcb = MetricsCB()
+    learn = learner([mcb, mcb])
+    assert len(learn.cbs) == 2   # TrainCB and mcb
+    learn.fit(1, cbs=[mcb, SingleBatchCB(), mcb])   # also the learner's: not added again, and still there after
+    learn.fit(1, cbs=mcb)
+    assert len(mcb.log) == 2 and len(learn.cbs) == 2 and learn.cbs[1] is mcb   # one epoch logs 2 rows, not 4
+
 def fails(exc, msg, f, *args, **kwargs):
     with pytest.raises(exc, match=msg): f(*args, **kwargs)
 
@@ -545,6 +696,8 @@ def test_bad_fit_and_learner_arguments():
     fails(ValueError, r'n_epochs should be a non-negative integer value, but got n_epochs=-1', learn.fit, -1)
     fails(TypeError, r'n_epochs=1\.5', learn.fit, 1.5)
     fails(TypeError, r'n_epochs=True', learn.fit, True)
+    for k in ('train', 'valid'):   # a flag takes a bool, as PyTorch's do: 'no' is not False
+        fails(TypeError, rf"{k} should be True or False, but got {k}='no'", learn.fit, 1, **{k: 'no'})
     for lr,exc in ((0, ValueError), (-0.1, ValueError), (float('nan'), ValueError), ('0.1', TypeError), (True, TypeError)):
         fails(exc, rf'lr should be a positive number, but got lr={lr!r}', Learner, lin, dls, lr=lr)
         fails(exc, rf'lr={lr!r}', learn.fit, 1, lr=lr)
@@ -553,12 +706,12 @@ def test_bad_fit_and_learner_arguments():
     only_train = type('OnlyTrain', (), {'train': []})()
     fails(TypeError, r'`valid` loader', Learner(lin, only_train, cbs=TrainCB()).fit, 1)
     Learner(lin, only_train, cbs=TrainCB()).fit(1, valid=False)   # no validation asked for: fine
-    fails(AttributeError, r'nothing does the training steps predict, get_loss, backward, step, zero_grad: .*TrainCB\(\)',
+    fails(ValueError, r'nothing does the training steps predict, get_loss, backward, step, zero_grad: .*TrainCB\(\)',
           Learner(lin, dls).fit, 1)
     class Eval(Callback):
         def predict(self, learn): pass
         def get_loss(self, learn): pass
-    fails(AttributeError, r'training steps backward, step, zero_grad:', Learner(lin, dls, cbs=Eval()).fit, 1)
+    fails(ValueError, r'training steps backward, step, zero_grad:', Learner(lin, dls, cbs=Eval()).fit, 1)
     Learner(lin, dls, cbs=Eval()).fit(1, train=False)   # evaluating needs only the first two
     fails(ValueError, r'n_inp should be a positive integer value, but got n_inp=0', TrainCB, 0)
     for mom,exc in ((1, ValueError), (-0.1, ValueError), (1.5, ValueError), ('0.9', TypeError)):
@@ -587,6 +740,10 @@ def test_bad_metrics_and_lr_finder_arguments():
     fails(ValueError, r"'Accuracy' twice", MetricsCB, Accuracy(), Accuracy())
     msg = r"metric 'acc' should be an object with reset, update and compute, or a function.*'oops'"
     fails(TypeError, msg, MetricsCB, acc='oops')
+    fails(TypeError, r"metric 'acc' should be a metric object, but got the class Accuracy: pass Accuracy\(\)", MetricsCB, acc=Accuracy)
+    fails(TypeError, r"metric 'Accuracy' should be a metric object, but got the class Accuracy", MetricsCB, Accuracy)
+    fails(ValueError, r"opt_func should build an optimizer for lr_find to run with, but got opt_func=None: set one",
+          learner(opt_func=None).lr_find)
 
 # The module itself, and the benchmark
 
