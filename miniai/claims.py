@@ -6,7 +6,7 @@
 __all__ = ['hp', 'st', 'Finding', 'CheckResult', 'Case', 'Fail', 'expect', 'raised', 'Claim', 'composite', 'run_claims']
 
 # %% ../nbs/00_claims.ipynb #e87b2f9c
-import _thread, importlib, signal, sys, sysconfig, threading, time, traceback
+import _thread, importlib, signal, site, sys, sysconfig, threading, time, traceback
 from functools import wraps
 from types import SimpleNamespace
 from typing import Callable, NamedTuple
@@ -93,7 +93,8 @@ def composite(f:callable, # Draws one `Case`, called as `f(draw, ...)` with hypo
 # %% ../nbs/00_claims.ipynb #c2984563
 class _Timeout(BaseException): "Raised into code still running when its time is up; `except Exception` doesn't stop it"
 _SIG = getattr(signal, 'SIGURG', signal.SIGINT)  # a signal nobody else uses, ignored by default; Windows has only SIGINT
-_libs = tuple({sysconfig.get_paths()[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib')})  # not your code
+_libs = tuple({*(sysconfig.get_paths()[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib')),
+               *site.getsitepackages(), site.getusersitepackages()})  # where installed code lives: not yours
 
 def _within(f, secs):
     "Call `f()` in the main thread; after `secs` seconds raise `_Timeout` in it, and again wherever your code catches one"

@@ -500,6 +500,7 @@ def test_a_hang_becomes_a_report(chk, f, claim):
     assert hung(chk(f, timeout=1)).startswith(claim)
     assert time.monotonic()-t0 < 60  # the check has 1 s, `sleeping` sleeps 100 s: only a sleep left to its end takes this long
     assert (handlers(), sys.gettrace(), sys.getprofile()) == before
+    assert check_inplace(inplace)  # hypothesis, left alone while it cleaned up, runs the next check as usual
 
 @pytest.mark.timeout(120, method='thread')
 def test_a_hang_becomes_a_report_without_pthread_kill(monkeypatch):
