@@ -13,20 +13,23 @@ def reachable(host='pypi.org'):
     except OSError: return False
     return True
 
-pytestmark = [pytest.mark.slow, pytest.mark.colab, pytest.mark.data('mnist')]
+pytestmark = [pytest.mark.slow, pytest.mark.colab, pytest.mark.data('mnist'), pytest.mark.timeout(3600)]   # installs, then the whole lesson
 
-def sh(*cmd, **kwargs): return subprocess.run([str(c) for c in cmd], check=True, capture_output=True, text=True, **kwargs)
+def sh(*cmd, cwd, **kwargs):
+    "Run `cmd` in `cwd`, away from this repository (where `python -c` would find miniai in the current folder)"
+    env = {k: v for k,v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+    return subprocess.run([str(c) for c in cmd], check=True, capture_output=True, text=True, cwd=cwd, env=env, **kwargs)
 
 def test_lesson_04_alone_installs_miniai_from_a_wheel_and_runs(tmp_path):
     if not reachable(): pytest.skip("needs PyPI, to install what miniai needs into a fresh Python")
-    sh(sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w', tmp_path/'dist', root, timeout=300)
+    sh(sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w', tmp_path/'dist', root, cwd=tmp_path, timeout=300)
     wheel, = (tmp_path/'dist').glob('miniai-*.whl')
     py = tmp_path/'colab'/'bin'/'python'
     venv.create(tmp_path/'colab', with_pip=True)
     torch = f"torch=={__import__('torch').__version__.split('+')[0]}"   # the torch this suite runs on: from pip's cache
-    sh(py, '-m', 'pip', 'install', '-q', torch, 'ipykernel', timeout=1200)
-    assert sh(py, '-c', "import importlib.util; print(importlib.util.find_spec('miniai'))").stdout.strip() == 'None'
-    sh(py, '-m', 'ipykernel', 'install', '--prefix', tmp_path/'jupyter', '--name', 'colab')   # a kernel of that Python
+    sh(py, '-m', 'pip', 'install', '-q', torch, 'ipykernel', cwd=tmp_path, timeout=1200)
+    assert sh(py, '-c', "import importlib.util; print(importlib.util.find_spec('miniai'))", cwd=tmp_path).stdout.strip() == 'None'
+    sh(py, '-m', 'ipykernel', 'install', '--prefix', tmp_path/'jupyter', '--name', 'colab', cwd=tmp_path)   # a kernel of that Python
     here = tmp_path/'content'   # Colab's working folder, with the notebook and its data only
     (here/'data').mkdir(parents=True)
     shutil.copy(root/'nbs'/'04_minibatch_training.ipynb', here)
@@ -41,6 +44,6 @@ def test_lesson_04_alone_installs_miniai_from_a_wheel_and_runs(tmp_path):
     errors = [o for c in nb.cells if c.cell_type=='code' for o in c.outputs if o.output_type=='error']
     assert not errors, errors
     assert 'pip install' not in json.dumps([c.outputs for c in nb.cells if 'MINIAI_INSTALL' in c.source])   # no noise
-    where = sh(py, '-c', "import miniai, importlib.metadata as m; print(miniai.__file__); print(m.distribution('miniai').read_text('direct_url.json'))").stdout
+    where = sh(py, '-c', "import miniai, importlib.metadata as m; print(miniai.__file__); print(m.distribution('miniai').read_text('direct_url.json'))", cwd=here).stdout
     assert where.startswith(str(tmp_path/'colab')) and wheel.name in where, where   # installed from the wheel, not the repo
     assert sorted(os.listdir(here)) == ['04_minibatch_training.ipynb', 'data']   # nothing exported, nothing left behind
