@@ -4,16 +4,19 @@
 
 # %% ../nbs/05_datasets.ipynb #116ffa05
 from __future__ import annotations
-import math
-from functools import partial, wraps
+import math, os
+from functools import wraps
+from itertools import zip_longest
+from operator import itemgetter
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
 import fastcore.all as fc
-from fastcore.basics import patch
+from fastcore.all import patch  # by its bare name: nbdev 2 sees `@patch`, not `@fc.patch`, and then exports and documents DataLoaders.from_tensorized
+from PIL import Image
 from torch import Tensor, tensor
 from .training import *
-from .validate import check_int
+from .validate import check_bool, check_int, check_workers
 
 # %% auto #0
 __all__ = ['to_tensor', 'inplace', 'collate_dict', 'show_image', 'subplots', 'get_grid', 'show_images', 'DataLoaders',
@@ -47,14 +50,17 @@ def _keys(ds, caller):
                         f"but got a {type(ds).__name__}{hint}")
     return list(ds.features)
 
-def _collate_dict(b, keys):
-    d = default_collate(b)
-    return tuple(d[k] for k in keys)
-
-def collate_dict(ds, # A Hugging Face `Dataset` (a split), possibly with a transform
-                )->partial: # Collate function for a `DataLoader`
-    "A collate function that batches dict items of `ds` and returns a tuple, in the order of `ds.features`."
-    return partial(_collate_dict, keys=_keys(ds, 'collate_dict'))
+class collate_dict:
+    "A collate function for `ds`: batches its dict items with `default_collate`, then returns the features as a tuple, in the order of `ds.features`."
+    def __init__(self, ds): # A Hugging Face `Dataset` (a split) whose items hold tensors or numbers, e.g. after `with_transform`
+        keys = _keys(ds, 'collate_dict')
+        if len(ds) and (pil := [k for k,v in ds[0].items() if isinstance(v, Image.Image)]):
+            raise TypeError(f"collate_dict needs items that default_collate can batch, but the items of ds hold PIL images "
+                            f"(feature {pil[0]!r}): give ds a transform that makes them tensors, e.g. ds.with_transform(f) with f using to_tensor")
+        self.get, self.one = itemgetter(*keys), len(keys)==1
+    def __call__(self, b): # A list of items of `ds`
+        r = self.get(default_collate(b))
+        return (r,) if self.one else r
 
 # %% ../nbs/05_datasets.ipynb #a7e0d074
 @fc.delegates(plt.Axes.imshow)
@@ -66,6 +72,9 @@ def show_image(im, # A PIL image, a numpy array (H×W or H×W×C) or a tensor (C
                **kwargs # Passed to `imshow`, e.g. `cmap`
               )->plt.Axes: # The axes drawn on
     "Show `im` on `ax` (or a new one) without ticks, and return the axes."
+    if isinstance(im, (str, os.PathLike)):
+        raise TypeError(f"show_image needs an image, but got the path {str(im)!r}: open the file first, e.g. show_image(Image.open({str(im)!r}))")
+    check_bool('noframe', noframe)
     if isinstance(im, Tensor):
         im = im.detach().cpu()
         if im.ndim==3 and im.shape[0] in (1, 3, 4): im = im.permute(1, 2, 0)
@@ -132,11 +141,10 @@ def show_images(ims:list, # Images, each anything `show_image` accepts; a batch 
     "Show `ims` in a grid, with a title over each image that has one."
     n = len(ims)
     if n==0: raise ValueError("show_images needs at least one image, but got an empty `ims`")
-    titles = [] if titles is None else list(titles)
-    if len(titles)>n:
+    if titles is not None and len(titles)>n:
         raise ValueError(f"show_images needs at most one title per image, but got {len(titles)} titles for {n} images")
-    axs = get_grid(n, nrows, ncols, **kwargs)[1].flat
-    for im,t,ax in zip(ims, titles+[None]*(n-len(titles)), axs): show_image(im, ax=ax, title=t)
+    axs = get_grid(n, nrows, ncols, **kwargs)[1].flat[:n]
+    for im,t,ax in zip_longest(ims, titles or [], axs): show_image(im, ax=ax, title=t)
 
 # %% ../nbs/05_datasets.ipynb #5e2ee154
 def _splits(dd, caller):
@@ -153,7 +161,7 @@ class DataLoaders:
     def __init__(self,
                  train:DataLoader, # Batches to train on
                  valid:DataLoader): # Batches to validate on
-        self.train, self.valid = train, valid
+        fc.store_attr()
 
     @classmethod
     def from_dd(cls,
@@ -170,9 +178,10 @@ def tensorize(ds, # A split whose first feature is an `Image` and second the lab
               flat:bool=False, # Flatten each image into a vector, for a linear model
              )->Dataset: # `x`: float images N×C×H×W (N×CHW if `flat`) in [0, 1]; `y`: the labels
     "Decode every image of `ds` once with `to_tensor` and keep all of them, with the labels, as tensors in a `Dataset`."
-    from datasets import Image  # here, not at the top: importing miniai.datasets doesn't load Hugging Face's library
+    import datasets  # here, not at the top: importing miniai.datasets doesn't load Hugging Face's library
+    check_bool('flat', flat)
     keys = _keys(ds, 'tensorize')
-    if len(keys)<2 or not isinstance(ds.features[keys[0]], Image):
+    if len(keys)<2 or not isinstance(ds.features[keys[0]], datasets.Image):
         raise TypeError(f"tensorize needs an Image feature followed by a label feature, but got features {ds.features}")
     x, y = keys[:2]
     cols = ds.with_format(None).select_columns([x, y])[:]
@@ -192,5 +201,7 @@ def from_tensorized(cls:DataLoaders,
                     **kwargs): # Passed to both `DataLoader`s
     "Like `from_dd`, but each split is decoded once by `tensorize`, and each batch is one indexing of its tensors."
     check_int('batch_size', batch_size)
+    check_workers(kwargs.get('num_workers', 0), kwargs.get('multiprocessing_context'),  # the dataset is ours: importable
+                  collate_fn=kwargs.get('collate_fn'), worker_init_fn=kwargs.get('worker_init_fn'))
     trn, val = (tensorize(o, flat) for o in _splits(dd, 'from_tensorized'))
     return cls(_batch_dl(trn, batch_size, True, **kwargs), _batch_dl(val, 2*batch_size, False, **kwargs))

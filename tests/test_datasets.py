@@ -1,13 +1,14 @@
 """Tests of `miniai.datasets` (lesson 05), on synthetic data or small slices of Fashion-MNIST (the `fashion_dd`
 fixture); nothing here is timed."""
-import inspect, pickle, re
+import inspect, pickle, re, subprocess, sys, textwrap
+from pathlib import Path
 import numpy as np, pytest, torch
 import matplotlib.pyplot as plt
 from PIL import Image
 from datasets import Dataset as HFDataset, DatasetDict
 from torch.utils.data import DataLoader, default_collate
 from miniai.datasets import *
-from helpers import u8, image_dd
+from helpers import root, u8, image_dd
 
 @pytest.fixture(scope='module')
 def small(fashion_dd):
@@ -61,6 +62,14 @@ def test_collate_dict_needs_features():
     with pytest.raises(TypeError, match='features.*list'): collate_dict([{'a': 1}])
     with pytest.raises(TypeError, match=r"DatasetDict.*dd\['train'\]"): collate_dict(image_dd())
 
+def test_collate_dict_refuses_pil_images_with_what_to_do():
+    dd = image_dd()
+    for f in (lambda: collate_dict(dd['train']), lambda: DataLoaders.from_dd(dd, 4)):
+        with pytest.raises(TypeError, match=r"PIL images \(feature 'image'\).*with_transform.*to_tensor"): f()
+    xb, yb = collate_dict(dd['train'].with_transform(transformi))([dd['train'].with_transform(transformi)[0]])
+    assert xb.shape==(1, 1, 4, 4)
+    collate_dict(HFDataset.from_dict({'a': []}))  # no item to look at: nothing to refuse
+
 def test_inplace():
     def add_one(b): b['x'] = [o+1 for o in b['x']]
     f = inplace(add_one)
@@ -111,6 +120,22 @@ def test_show_image_options():
 def test_show_image_rejects_non_images(im, shape):
     with pytest.raises(ValueError, match='got shape '+re.escape(shape)): show_image(im)
     assert plt.get_fignums()==[]  # checked before any figure is made
+
+@pytest.mark.parametrize('path', ['cat.png', Path('imgs')/'cat.png'])
+def test_show_image_says_to_open_a_path(path):
+    with pytest.raises(TypeError, match=re.escape(f"got the path {str(path)!r}: open the file first, e.g. "
+                                                  f"show_image(Image.open({str(path)!r}))")):
+        show_image(path)
+    assert plt.get_fignums()==[]
+
+@pytest.mark.parametrize('v', ['no', 0, None])
+def test_flags_take_a_bool(v):
+    with pytest.raises(TypeError, match=re.escape(f'noframe should be True or False, but got noframe={v!r}')):
+        show_image(u8(5, 7), noframe=v)
+    dd = DatasetDict(train=HFDataset.from_dict({'a': [1]}), test=HFDataset.from_dict({'a': [1]}))  # checked first
+    with pytest.raises(TypeError, match=re.escape(f'flat should be True or False, but got flat={v!r}')): tensorize(dd['train'], v)
+    with pytest.raises(TypeError, match=re.escape(f'flat should be True or False, but got flat={v!r}')):
+        DataLoaders.from_tensorized(dd, 4, flat=v)
 
 def test_show_image_signature_lists_imshow_args(capsys):
     params = inspect.signature(show_image).parameters
@@ -237,3 +262,27 @@ def test_dataloaders_take_any_integral_batch_size(bs):
 @pytest.mark.parametrize('n', [2, np.int64(2), np.uint16(2)])
 def test_get_grid_takes_any_integral_type(n):
     assert get_grid(n, nrows=np.int32(1))[1].shape==(2,) and get_grid(5, ncols=n)[1].shape==(3, 2)
+
+def run_as_notebook(code):
+    "Run `code` in a fresh `python -c`, whose `__main__`, like a notebook's, has no file a worker could import."
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True, timeout=120, cwd=root)
+
+def test_from_tensorized_checks_workers_before_decoding():
+    res = run_as_notebook('''
+        from datasets import Dataset, DatasetDict
+        from torch.utils.data import default_collate
+        from miniai.datasets import DataLoaders
+        dd = DatasetDict(train=Dataset.from_dict({'a': [1]}), test=Dataset.from_dict({'a': [1]}))  # tensorize refuses it
+        def tfm(b): return default_collate(b)
+        def init(i): pass
+        for kw in (dict(collate_fn=tfm), dict(worker_init_fn=init), dict(collate_fn=default_collate),
+                   dict(collate_fn=tfm, multiprocessing_context='fork'), dict(collate_fn=tfm, num_workers=0)):
+            kw = dict(num_workers=2, multiprocessing_context='spawn') | kw
+            try: DataLoaders.from_tensorized(dd, 4, **kw)
+            except Exception as e: print(type(e).__name__, str(e)[:60])
+    ''')
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith('ValueError collate_fn (tfm) needs tfm, defined in this notebook'), lines
+    assert lines[1].startswith('ValueError worker_init_fn (init) needs init, defined in this notebook'), lines
+    assert all(l.startswith('TypeError tensorize needs an Image feature') for l in lines[2:]) and len(lines)==5, lines
