@@ -641,8 +641,9 @@ def check_collate_dict(collate_dict, # Your function, called as `collate_dict(ds
         f, b = collate_dict(ds), [ds[i] for i in c.idxs]
         if pickled:
             try: f = pickle.loads(pickle.dumps(f))
-            except Exception as e: raise Fail(f"pickling the collate function raised {raised(e)}: make it with "
-                                              "`functools.partial` from a function defined at the top level") from None
+            except Exception as e: raise Fail(f"pickling the collate function raised {raised(e)}: return an object "
+                                              "of a class defined at the top level, with a `__call__` method, or a "
+                                              "`functools.partial` of a top-level function") from None
         got, want = f(b), tud.default_collate(b)
         expect(isinstance(got, tuple) and len(got)==len(c.names),
                f"expected a tuple of {len(c.names)}, {tuple(c.names)}, got {_what(got)}")
