@@ -9,7 +9,7 @@ __all__ = ['check_int', 'check_real', 'check_bool', 'check_workers']
 import sys
 import multiprocessing as mp
 from numbers import Integral, Real
-from pickle import _Pickler
+from pickle import Pickler
 from types import FunctionType, MethodType, SimpleNamespace
 from torch import Tensor
 
@@ -43,7 +43,7 @@ def check_bool(name:str, # The argument's name, for the message
     if not isinstance(v, bool): _fail(TypeError, name, 'True or False', v)
 
 # %% ../nbs/00_validate.ipynb #d4a187e7
-class _Names(_Pickler):
+class _Names(Pickler):
     "Pickles an object only to collect the `(module, name)` of each class and function it refers to; tensor data is skipped"
     def __init__(self):
         super().__init__(SimpleNamespace(write=lambda b: None), protocol=5)   # what it writes is discarded
