@@ -7,7 +7,8 @@ import psutil, pytest, torch
 from miniai.scratch import BatchSampler, DataLoader, Sampler, collate
 from helpers import Dataset, Dying, Failing, RaisesUnsendable, Stuck
 
-METHODS = ['fork', 'spawn', 'forkserver']
+# fork is quick; a spawned worker (or a fork server) imports torch first, so those runs are left out of the quick loop
+METHODS = ['fork', *(pytest.param(m, marks=pytest.mark.slow) for m in ('spawn', 'forkserver'))]
 pytestmark = pytest.mark.timeout(120)   # each test ends in seconds; a hang fails it instead of stopping the run
 
 @pytest.fixture(params=METHODS)
