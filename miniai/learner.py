@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'run_cbs', 'SingleBatchCB', 'Metric',
            'Accuracy', 'to_cpu', 'MetricsCB', 'DeviceCB', 'with_cbs', 'Learner', 'TrainCB', 'ProgressCB',
-           'TrainLearner', 'MomentumLearner', 'LRFinderCB', 'lr_find']
+           'TrainLearner', 'MomentumLearner', 'LRFinderCB']
 
 # %% ../nbs/09_learner.ipynb #b22bcc38
 import math, time, traceback, warnings
@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 import fastcore.all as fc
+from fastcore.all import patch  # by its bare name: nbdev 2 sees `@patch`, not `@fc.patch`, and then documents Learner.lr_find
 from torch import nn, optim, Tensor
 from torch.optim.lr_scheduler import ExponentialLR
 from fastprogress import master_bar, progress_bar
@@ -439,7 +440,7 @@ def _restore(learn, s):
     if s['cuda'] is not None: torch.cuda.set_rng_state_all(s['cuda'])
 
 # %% ../nbs/09_learner.ipynb #b62fb18c
-@fc.patch
+@patch
 def lr_find(self:Learner,
             gamma:float=1.3, # Factor applied to the learning rate after each batch
             max_mult:float=3, # Stop once the loss exceeds `max_mult` times the lowest so far
