@@ -1,6 +1,7 @@
 """The Learner of lesson 09 (`miniai.learner`), row by row against the course's final API: signatures, attributes,
 events, callbacks, cancelling, metrics, the device, progress, the LR finder and bad input. CPU, small synthetic data."""
-import collections, inspect, math, re, subprocess, sys
+import collections, inspect, math, re, subprocess, sys, warnings
+from contextlib import contextmanager
 from copy import deepcopy
 from functools import partial
 from pathlib import Path
@@ -206,26 +207,31 @@ def cleaner(nm, order, exc=RuntimeError):
     def _f(self, learn): self.ran = True; raise exc(f'{nm} {order}')
     return type(f'Clean{order}', (Callback,), {'order': order, 'ran': False, f'cleanup_{nm}': _f})()
 
-def notes(e): return '\n'.join(getattr(e, '__notes__', []))
+@contextmanager
+def raises(exc):
+    "`pytest.raises(exc)`, also collecting what the cleanups reported: notes on the error, or warnings before Python 3.11."
+    with warnings.catch_warnings(record=True) as ws, pytest.raises(exc) as e:
+        warnings.simplefilter('always'); yield e
+    e.notes = '\n'.join([*getattr(e.value, '__notes__', []), *(str(w.message) for w in ws if w.category is RuntimeWarning)])
 
 def test_every_cleanup_runs_and_the_first_error_goes_up_with_the_others_as_notes():
     rec = Recorder(order=10)
     a, b = cleaner('fit', -5), cleaner('fit', 5)
     learn = learner([rec])
-    with pytest.raises(RuntimeError) as e: learn.fit(1, cbs=[a, b])
+    with raises(RuntimeError) as e: learn.fit(1, cbs=[a, b])
     assert str(e.value) == 'fit -5' and a.ran and b.ran and rec.evts[-1] == 'cleanup_fit'   # b and the recorder still cleaned up after a failed
-    assert 'Clean5.cleanup_fit raised too' in notes(e.value) and 'RuntimeError: fit 5' in notes(e.value)
+    assert 'Clean5.cleanup_fit raised too' in e.notes and 'RuntimeError: fit 5' in e.notes
     assert len(learn.cbs) == 2   # the fit's callbacks removed
 
 def test_the_stage_error_stays_the_one_you_see():
     "An error in the fit goes on up as it is; the cleanups' failures ride on it as notes, for every stage on the way."
     a, b = cleaner('batch', -5), cleaner('fit', 5)
     learn = learner([a, b, raiser(ZeroDivisionError, 'after_loss')])
-    with pytest.raises(ZeroDivisionError) as e: learn.fit(1)
+    with raises(ZeroDivisionError) as e: learn.fit(1)
     assert e.value.__context__ is None and a.ran and b.ran
-    assert 'Clean-5.cleanup_batch raised too' in notes(e.value) and 'Clean5.cleanup_fit raised too' in notes(e.value)
-    with pytest.raises(KeyboardInterrupt) as e: learner([cleaner('fit', 0), raiser(KeyboardInterrupt, 'before_epoch')]).fit(1)
-    assert 'RuntimeError: fit 0' in notes(e.value)   # Ctrl-C stays Ctrl-C
+    assert 'Clean-5.cleanup_batch raised too' in e.notes and 'Clean5.cleanup_fit raised too' in e.notes
+    with raises(KeyboardInterrupt) as e: learner([cleaner('fit', 0), raiser(KeyboardInterrupt, 'before_epoch')]).fit(1)
+    assert 'RuntimeError: fit 0' in e.notes   # Ctrl-C stays Ctrl-C
 
 def test_a_cleanup_error_during_a_cancel_is_raised():
     "A cancel exception is control flow: a cleanup error on its way is raised, not hidden on it and then swallowed by `fit`."
@@ -243,8 +249,8 @@ def test_progress_cb_cleans_up_after_an_earlier_before_fit_raises():
     "The course's `ProgressCB` then failed with `AttributeError: ... 'done'`, hiding the real exception."
     for exc in (RuntimeError, KeyboardInterrupt):
         mcb, pcb = MetricsCB(), ProgressCB()
-        with pytest.raises(exc) as e: learner([raiser(exc, 'before_fit', order=-5), mcb, pcb]).fit(1)
-        assert not notes(e.value) and '_log' not in vars(mcb)
+        with raises(exc) as e: learner([raiser(exc, 'before_fit', order=-5), mcb, pcb]).fit(1)
+        assert not e.notes and '_log' not in vars(mcb)
     mcb, pcb = MetricsCB(), ProgressCB()
     learn = learner([mcb, pcb])
     learn.fit(1, cbs=raiser(CancelFitException, 'before_fit', order=-5))   # cancelled before the bars: nothing to close
