@@ -1,6 +1,6 @@
 """What the tests share besides fixtures: paths, the datasets the lessons read, the browser's settings, and small
 synthetic data. Import with `from helpers import ...` (pytest puts tests/ on the path)."""
-import os, sys
+import os, subprocess, sys, textwrap
 from pathlib import Path
 import numpy as np
 
@@ -21,6 +21,18 @@ CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
 CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
                  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
 ARTIFACTS = Path(os.environ.get('ARTIFACTS', root/'artifacts'))
+
+def run_as_notebook(code, method=None, wait=True, **kwargs):
+    """Run `code` (dedented) in a fresh `python -c`, whose `__main__`, like a notebook's, has no file a worker could
+    import; workers started by `method` if given. Returns the finished `CompletedProcess` (text, output captured), or
+    the running `Popen` when `wait=False`. Runs in tests/, so `from helpers import ...` works there."""
+    code = (f"import multiprocessing; multiprocessing.set_start_method({method!r}, force=True)\n" if method else '') + textwrap.dedent(code)
+    args = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root/'tests') | kwargs
+    if not wait: return subprocess.Popen([sys.executable, '-c', code], **args)
+    with subprocess.Popen([sys.executable, '-c', code], **args) as p:
+        try: out, err = p.communicate(timeout=120)
+        except subprocess.TimeoutExpired: p.kill(); out, err = p.communicate()
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 def u8(*shape, seed=0):
     "Random bytes of `shape`, the same for the same `seed`."

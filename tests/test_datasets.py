@@ -8,7 +8,7 @@ from PIL import Image
 from datasets import Dataset as HFDataset, DatasetDict
 from torch.utils.data import DataLoader, default_collate
 from miniai.datasets import *
-from helpers import root, u8, image_dd
+from helpers import root, u8, image_dd, run_as_notebook
 
 @pytest.fixture(scope='module')
 def small(fashion_dd):
@@ -262,10 +262,6 @@ def test_dataloaders_take_any_integral_batch_size(bs):
 @pytest.mark.parametrize('n', [2, np.int64(2), np.uint16(2)])
 def test_get_grid_takes_any_integral_type(n):
     assert get_grid(n, nrows=np.int32(1))[1].shape==(2,) and get_grid(5, ncols=n)[1].shape==(3, 2)
-
-def run_as_notebook(code):
-    "Run `code` in a fresh `python -c`, whose `__main__`, like a notebook's, has no file a worker could import."
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True, timeout=120, cwd=root)
 
 def test_from_tensorized_checks_workers_before_decoding():
     res = run_as_notebook('''

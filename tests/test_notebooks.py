@@ -4,7 +4,7 @@ nbdev's own runner (`nbdev_test`) skips them: they wait for a person (a debugger
 
 Lesson 04 starts worker processes. It also runs as it does on macOS and Windows (workers *spawned*) and on Linux
 from Python 3.14 (*forkserver*), and must print the same training results as with the default start method."""
-import multiprocessing, re
+import multiprocessing, os, re
 from pathlib import Path
 import nbformat, pytest
 from nbclient import NotebookClient
@@ -30,7 +30,8 @@ def run(name, start_method=None, timeout=CELL_TIMEOUT):
     nb.cells = [c for c in nb.cells if not skipped(c)]
     if start_method: nb.cells.insert(0, nbformat.v4.new_code_cell(
         f"import multiprocessing; multiprocessing.set_start_method({start_method!r}, force=True)"))
-    NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(nbs)}}).execute()
+    env = os.environ | {'IN_TEST': '1'}   # a lesson may choose a smaller setting under test (nbdev's convention)
+    NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(nbs)}}).execute(env=env)
     errors = [o for c in nb.cells if c.cell_type=='code' for o in c.outputs if o.output_type=='error']
     assert not errors, errors
     return nb

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn, optim
 from miniai.training import Dataset, accuracy, fit, get_dls
 from miniai.scratch import BatchSampler, DataLoader, Module, Optimizer, Sampler
+from helpers import run_as_notebook
 
 def tensor_ds(n=100, d=3):
     x = torch.arange(n*d, dtype=torch.float32).reshape(n, d)
@@ -129,7 +130,7 @@ def test_get_dls_refuses_a_notebook_class_for_spawned_workers():
             except ValueError as e: print(str(e).split(' needs')[0].split(" can't")[0])
         get_dls(ds, ds, 4, num_workers=1, multiprocessing_context='fork'); get_dls(ds, ds, 4); print('fine')
     '''
-    res = subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    res = run_as_notebook(code)
     assert res.stdout.splitlines() == ['train_ds (a Local)', 'valid_ds (a Local)', 'collate_fn (<lambda>)', 'fine'], res.stdout + res.stderr
 
 # each integer argument follows miniai.validate's rule (tested there in full): the wrong kind is a TypeError, a value

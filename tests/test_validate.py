@@ -6,6 +6,7 @@ import numpy as np, pytest, torch
 from hypothesis import given, strategies as st
 from torch.utils.data import TensorDataset
 from miniai.validate import check_bool, check_int, check_real, check_workers
+from helpers import run_as_notebook
 
 def raises(exc, name, v): return pytest.raises(exc, match=re.escape(f'but got {name}={v!r}'))
 
@@ -64,10 +65,6 @@ def test_check_workers_refuses_what_cannot_be_pickled():
         check_workers(1, 'spawn', dataset=gen)
     check_workers(1, 'fork', dataset=gen)      # forked workers receive nothing pickled
     check_workers(0, 'spawn', dataset=gen)     # no workers at all
-
-def run_as_notebook(code):
-    "Run `code` in a fresh `python -c`, whose `__main__`, like a notebook's, has no file a worker could import."
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
 
 def test_check_workers_names_a_notebook_class_and_the_ways_out():
     res = run_as_notebook('''

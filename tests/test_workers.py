@@ -5,7 +5,7 @@ worker is left behind. What runs in the main process of a notebook, whose `__mai
 import multiprocessing, os, signal, subprocess, sys, textwrap, time
 import psutil, pytest, torch
 from miniai.scratch import BatchSampler, DataLoader, Sampler, collate
-from helpers import Dataset, Dying, Failing, RaisesUnsendable, Stuck
+from helpers import Dataset, Dying, Failing, RaisesUnsendable, Stuck, run_as_notebook
 
 # fork is quick; a spawned worker (or a fork server) imports torch first, so those runs are left out of the quick loop
 METHODS = ['fork', *(pytest.param(m, marks=pytest.mark.slow) for m in ('spawn', 'forkserver'))]
@@ -67,12 +67,6 @@ def test_stopping_early_ends_the_workers_without_waiting_for_batches_in_flight(m
     it.close()   # what `break` does to the loop's generator
     assert no_workers_left()
 
-def run_as_notebook(code, method, **kwargs):
-    "Start `code` in a fresh `python -c` (its `__main__`, like a notebook's, has no file), workers started by `method`"
-    code = f"import multiprocessing; multiprocessing.set_start_method({method!r}, force=True)\n" + textwrap.dedent(code)
-    return subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=os.path.dirname(__file__), **kwargs)
-
 STUCK = '''
     import multiprocessing, torch
     from miniai.scratch import BatchSampler, DataLoader, Sampler
@@ -93,7 +87,7 @@ def wait_gone(pids, secs=60):
 
 @pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGTERM])
 def test_workers_end_with_the_main_process(method, sig):
-    proc = run_as_notebook(STUCK + "    import time; time.sleep(600)", method)   # in the loop, as a kernel would be
+    proc = run_as_notebook(STUCK + "    import time; time.sleep(600)", method, wait=False)   # in the loop, as a kernel would be
     try:
         pids = [int(p) for p in proc.stdout.readline().split()]
         assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids), proc.stderr.read()
@@ -108,7 +102,7 @@ def test_ctrl_c_returns_at_once_and_ends_the_workers(method):
     t = time.monotonic()
     try: list(it)   # waits for batch 3, which takes ten minutes
     except KeyboardInterrupt: print('interrupted after', round(time.monotonic()-t), 's; workers left:', multiprocessing.active_children())
-    ''', method)
+    ''', method, wait=False)
     try:
         pids = [int(p) for p in proc.stdout.readline().split()]
         time.sleep(1)
@@ -128,7 +122,7 @@ def test_a_notebook_class_gets_a_clear_error_at_once(method):
         ds = Local(torch.zeros(8, 2), torch.arange(8))
         try: print(len(list(DataLoader(ds, [[0, 1], [2, 3]], n_workers=2))), 'batches')
         except ValueError as e: print(e)
-    ''', method)
+    ''', method, wait=False)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     if method == 'fork': assert out.strip() == '2 batches'
