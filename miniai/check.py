@@ -8,99 +8,73 @@ __all__ = ['check_log_softmax', 'check_logsumexp', 'check_nll', 'check_accuracy'
            'check_dataloader', 'check_collate_dict', 'check_inplace']
 
 # %% ../nbs/05a_check.ipynb #05d7848f
-import ast, inspect, pickle, reprlib
+import ast, inspect, pickle
 from collections import Counter
 from copy import deepcopy
 from functools import partial
 from itertools import islice
 from operator import index
-from types import SimpleNamespace
-import torch
-import torch.nn.functional as F
-import torch.utils.data as tud
+import torch, torch.nn.functional as F, torch.utils.data as tud
 from torch import nn, optim, Tensor
 from .claims import Case, CheckResult, Claim, Fail, Finding, composite, expect, raised, run_claims, st
 from .scratch import collate
 
-# %% ../nbs/05a_check.ipynb #05fd90c6
-_rep = reprlib.Repr()
-_rep.maxlist = _rep.maxtuple = 8
-_rep.maxstring = _rep.maxother = 80
+# %% ../nbs/05a_check.ipynb #2f22765d
+def _plain(o):
+    "`o` with its tensors as lists (floats to 4 decimals), for a report"
+    if isinstance(o, Tensor): return (o.detach().double().round(decimals=4) if o.is_floating_point() else o).tolist()
+    return (tuple if isinstance(o, tuple) else list)(map(_plain, o)) if isinstance(o, (list, tuple, range)) else o
 
-def _r(o):
-    "`o` in short, in backticks: a tensor as a list, its floats to 4 decimals"
-    if isinstance(o, Tensor): o = (o.detach().double().round(decimals=4) if o.is_floating_point() else o).tolist()
-    return f"`{_rep.repr(list(o) if isinstance(o, range) else o)}`"
+def _r(o): return f"`{(s := repr(_plain(o)))[:80]}{'…' if len(s)>80 else ''}`"  # `o` in short, in backticks
+def _s(n, one, many=None): return f"{n} {one if n==1 else many or one+'s'}"
+def _name(f): return getattr(f, '__qualname__', None) or getattr(f, '__name__', None) or type(f).__name__
+def _call(f, *args, **kw): return f"{f}({', '.join([*map(str, args), *(f'{k}={v!r}' for k,v in kw.items() if v is not None)])})"
+def _with(f, *args, **kw): return f(*args, **{k: v for k,v in kw.items() if v is not None})  # `None`: left to its default
 
 def _what(o):
     "What `o` is, in a few words: a tensor's dtype and shape; a list's or tuple's length and kind of items"
-    if isinstance(o, Tensor):
-        dt = str(o.dtype)[6:]
-        return f"{'an' if dt[0] in 'aeiou' else 'a'} {dt} tensor of shape {tuple(o.shape)}"
-    if isinstance(o, (list, tuple)):
-        kinds = {type(x).__name__.replace('Tensor', 'tensor') for x in o}
-        return f"a {type(o).__name__} of " + (_s(len(o), kinds.pop()) if len(kinds)==1 else str(len(o)))
-    return f"{_r(o)} (a {type(o).__name__})"
+    if isinstance(o, Tensor): return f"{'an' if str(o.dtype)[6] in 'aeiou' else 'a'} {str(o.dtype)[6:]} tensor of shape {tuple(o.shape)}"
+    if not isinstance(o, (list, tuple)): return f"{_r(o)} (a {type(o).__name__})"
+    kinds = {type(x).__name__.replace('Tensor', 'tensor') for x in o}
+    return f"a {type(o).__name__} of {_s(len(o), kinds.pop() if len(kinds)==1 else 'item')}"
 
-def _s(n, one, many=None): return f"{n} {one if n==1 else many or one+'s'}"
-def _name(f): return getattr(f, '__qualname__', None) or getattr(f, '__name__', None) or type(f).__name__
-def _call(f, *args, **kwargs):
-    "How a call reads: `f(a, b, k=v)`, leaving out keyword arguments that are `None`"
-    return f"{f}({', '.join([*map(str, args), *(f'{k}={v!r}' for k,v in kwargs.items() if v is not None)])})"
-
-# %% ../nbs/05a_check.ipynb #26c36629
-def _signature(f, expected, *calls, beyond=''):
-    "A `Finding`: can `f` be called as in each of `calls`, as the check calls it (the lesson's way)?"
-    claim = f"can be called as `{expected}`{beyond}"
-    if not callable(f):
-        hint = ': pass the class itself, not an object made from it' if f is not None else ''
-        return Finding(claim, False, f"expected a class or a function, got {_what(f)}{hint}")
+# %% ../nbs/05a_check.ipynb #6b1f5330
+def _callable_as(f, calls, beyond=''):
+    "A `Finding`: can `f` be called as in each of `calls`, the lesson's way? The first call names the claim."
+    claim = f"can be called as `{calls[0]}`{beyond}"
+    if not callable(f): return Finding(claim, False, f"expected a class or a function, got {_what(f)}" +
+                                       (': pass the class itself, not an object made from it' if f is not None else ''))
     try: sig = inspect.signature(f)
     except (TypeError, ValueError): return Finding(claim, True)  # a builtin, say: calling it will tell
     for call in calls:
         c = ast.parse(call, mode='eval').body
         try: sig.bind(*c.args, **{k.arg: None for k in c.keywords})
-        except TypeError: return Finding(claim, False, f"the check calls `{call}`, as the lesson does, but yours is "
-                                         f"`{_name(f)}{sig}`")
+        except TypeError: return Finding(claim, False, f"the check calls `{call}`, as the lesson does, but yours is `{_name(f)}{sig}`")
     return Finding(claim, True)
 
-def _check(name, f, sig, claims, timeout, go=None):
-    "The report on `f`: `sig`, the `Finding` on its signature, then `claims`, tried if `go` (by default: if `sig.ok`)"
-    return run_claims(f"{name}({_name(f)})", claims, timeout, [sig],
-                      None if (sig.ok if go is None else go) else 'fix the signature first')
+def _check(name, f, timeout, claims, *calls, sig=None, go=None):
+    "The report on `f`: can it be called as in `calls` (or as `sig` found)? Then `claims`, tried if `go` (default: if it can)"
+    sig = sig or _callable_as(f, calls)
+    return run_claims(f"{name}({_name(f)})", claims, timeout, [sig], None if (sig.ok if go is None else go) else 'fix the signature first')
 
-# %% ../nbs/05a_check.ipynb #a2bcf1d7
-def _take(it, n, one, many):
-    "The items of `it`, where `n` are expected: a `Fail` if there are far more (an endless iterator, say)"
-    got = list(islice(iter(it), 2*n+11))
-    expect(len(got)<=2*n+10, f"expected {_s(n, one, many)}, got more than {2*n+10}: {_r(got)}")
-    return got
+# %% ../nbs/05a_check.ipynb #a625406f
+_tol = dict(rtol=1e-5, atol=1e-5)  # how close floats must be to PyTorch's
 
-def _ints(b, what):
-    "The items of `b` as `int`s; a `Fail` naming `what` if `b` isn't a sequence of indices"
-    try: b = list(b)
-    except TypeError: raise Fail(f"{what} is {_what(b)}, expected a list of indices") from None
-    for i in b:
-        try: index(i)
-        except TypeError: raise Fail(f"{what} holds {_r(i)} (a {type(i).__name__}), expected indices (ints)") from None
-    return [index(i) for i in b]
+def _same(got, want, what='the result', **tol):
+    "Fail unless `got` is `want` by `torch.testing.assert_close` (exactly, without `tol`), saying where and how it differs"
+    try: return torch.testing.assert_close(got, want, **(tol or dict(rtol=0, atol=0)))
+    except (AssertionError, TypeError): pass
+    if isinstance(got, (list, tuple)) and isinstance(want, (list, tuple)) and len(got)==len(want):
+        for i,(g,w) in enumerate(zip(got, want)): _same(g, w, f"entry {i} of {what}", **tol)
+    a, b = _what(got), _what(want)
+    raise Fail(f"expected {what} to be {b}, got {a}" if a!=b else f"expected {what} {_r(want)}, got {_r(got)}")
 
-def _listed(*parts):
-    "The `(what, which)` parts that name something, as `what: which; ...`"
-    return '; '.join(f"{k}: {v}" for k,v in parts if v)
-
-def _close(got, want, what='the result', atol=1e-5):
-    "Fail unless `got` is a tensor of `want`'s shape with values close to `want`'s"
-    expect(isinstance(got, Tensor), f"expected {what} to be a tensor, got {_what(got)}")
-    expect(got.shape==want.shape, f"expected {what} to have shape {tuple(want.shape)}, got shape {tuple(got.shape)}")
-    expect(torch.allclose(got.detach().double(), want.double(), rtol=1e-5, atol=atol),
-           f"expected {_r(want)}, got {_r(got)}")
-
-def _equal(got, want, what):
-    "Fail unless `got` is a tensor equal to `want`, dtype included"
-    expect(isinstance(got, Tensor) and got.shape==want.shape and got.dtype==want.dtype,
-           f"expected {what} to be {_what(want)}, got {_what(got)}")
-    expect(torch.equal(got, want), f"expected {what} {_r(want)}, got {_r(got)}")
+def _vs(mine, theirs, what='the result', **tol):
+    "A claim's test: `mine(c)`, your code's result on case `c`, against `theirs(c)`, PyTorch's, from the same random state"
+    def test(c):
+        with torch.random.fork_rng(devices=[]): want = theirs(c)
+        _same(mine(c), want, what, **tol)
+    return test
 
 def _raises(make, what):
     "Fail unless `make()` raises an error"
@@ -108,7 +82,20 @@ def _raises(make, what):
     except Exception: return
     raise Fail(f"it made {what} instead of raising an error")
 
-# %% ../nbs/05a_check.ipynb #da47cd0f
+def _take(it, n, one, many):
+    "The items of `it`, where `n` are expected: a `Fail` if there are far more (an endless iterator, say)"
+    got = list(islice(iter(it), 2*n+11))
+    expect(len(got)<=2*n+10, f"expected {_s(n, one, many)}, got more than {2*n+10}: {_r(got)}")
+    return got
+
+def _ints(b, what):
+    "The items of `b` as `int`s; a `Fail` naming `what` if they aren't indices"
+    try: return [index(i) for i in b]
+    except TypeError: raise Fail(f"{what} is {_r(b)}, expected a list of indices (ints)") from None
+
+def _listed(*parts): return '; '.join(f"{k}: {v}" for k,v in parts if v)  # the `(what, which)` parts that name something
+
+# %% ../nbs/05a_check.ipynb #e4666a67
 @composite
 def _logits(draw, big=False):
     "A `float32` matrix of 1 to 4 rows of whole numbers; if `big`, each row shifted by up to ±10,000"
@@ -119,146 +106,125 @@ def _logits(draw, big=False):
     return Case(f"`x = {_r(x)[1:-1]}`", x=x)
 
 def _rowwise(name, f, ref, gives, trick, timeout):
-    "A check of `f(x)` against `ref(x)`, on ordinary logits, then on large ones where `exp` overflows"
-    def same(c): _close(f(c.x.clone()), ref(c.x), atol=1e-5*max(1, c.x.abs().max().item()))
-    return _check(f'check_{name}', f, _signature(f, f'{name}(x)', f'{name}(x)'), [
-        Claim(f"gives {gives} on ordinary logits", _logits(), same),
-        Claim(f"stays right for large logits, where `exp` overflows ({trick})", _logits(big=True), same)], timeout)
+    "A check of `f(x)` against `ref(x)`, on ordinary logits, then on large ones, where `exp` overflows"
+    def same(atol): return _vs(lambda c: f(c.x.clone()), lambda c: ref(c.x), rtol=1e-5, atol=atol)
+    return _check(f'check_{name}', f, timeout, [
+        Claim(f"gives {gives} on ordinary logits", _logits(), same(1e-5)),
+        Claim(f"stays right for large logits, where `exp` overflows ({trick})", _logits(big=True), same(1e-2))], f'{name}(x)')
 
 def check_log_softmax(log_softmax, # Your function, called as `log_softmax(x)`: log-probabilities over the last axis
-                      timeout:float=10, # Seconds the whole check may take
-                     )->CheckResult: # True when every claim holds
+                      timeout:float=10): # Seconds the whole check may take
     "Check `log_softmax(x)` against `F.log_softmax(x, -1)` on logits drawn by hypothesis, large ones included."
     return _rowwise('log_softmax', log_softmax, partial(F.log_softmax, dim=-1), '`F.log_softmax(x, -1)`',
                     'the logsumexp trick', timeout)
 
 def check_logsumexp(logsumexp, # Your function, called as `logsumexp(x)` on a matrix: one value per row
-                    timeout:float=10, # Seconds the whole check may take
-                   )->CheckResult: # True when every claim holds
+                    timeout:float=10): # Seconds the whole check may take
     "Check `logsumexp(x)` against `x.logsumexp(-1)` (one value per row) on logits drawn by hypothesis, large ones too."
     return _rowwise('logsumexp', logsumexp, partial(torch.logsumexp, dim=-1), '`x.logsumexp(-1)`, one value per row,',
                     "subtract each row's max first", timeout)
 
-# %% ../nbs/05a_check.ipynb #6ba54818
+# %% ../nbs/05a_check.ipynb #8dc29fc5
 @composite
-def _nll_case(draw):
-    "Log-probabilities for 1 to 6 rows of 1 to 5 classes, and a target class for each row"
-    c = draw(st.integers(1, 5))
-    rows = draw(st.lists(st.tuples(st.integers(0, c-1), st.lists(st.integers(-5, 5), min_size=c, max_size=c)),
-                         min_size=1, max_size=6))
-    inp = F.log_softmax(torch.tensor([r for _,r in rows], dtype=torch.float32), -1)
-    targ = torch.tensor([t for t,_ in rows])
-    return Case(f"`inp = {_r(inp)[1:-1]}` and `targ = {_r(targ)[1:-1]}`", inp=inp, targ=targ)
+def _scores(draw, nll=True):
+    "1 to 6 rows of log-probabilities (`nll`) or of scores without ties, 1 or 2 to 5 classes, and a target class for each"
+    c = draw(st.integers(1 if nll else 2, 5))
+    rows = draw(st.lists(st.tuples(st.integers(0, c-1), st.lists(st.integers(-5, 5), min_size=c, max_size=c) if nll
+                                   else st.permutations(range(c))), min_size=1, max_size=6))
+    x, t = torch.tensor([r for _,r in rows], dtype=torch.float32), torch.tensor([t for t,_ in rows])
+    (a, b), x = (('inp', 'targ'), F.log_softmax(x, -1)) if nll else (('out', 'yb'), x)
+    return Case(f"`{a} = {_r(x)[1:-1]}` and `{b} = {_r(t)[1:-1]}`", **{a: x, b: t})
 
 def check_nll(nll, # Your function, called as `nll(inp, targ)`: the mean negative log-likelihood
-              timeout:float=10, # Seconds the whole check may take
-             )->CheckResult: # True when every claim holds
+              timeout:float=10): # Seconds the whole check may take
     "Check `nll(inp, targ)` against `F.nll_loss(inp, targ)`, value and gradient, on cases drawn by hypothesis."
-    def value(c): _close(nll(c.inp.clone(), c.targ.clone()), F.nll_loss(c.inp, c.targ), 'the loss')
     def grad(c):
         inp, ref = c.inp.clone().requires_grad_(), c.inp.clone().requires_grad_()
-        got = nll(inp, c.targ.clone())
-        expect(isinstance(got, Tensor) and got.requires_grad, f"the loss is {_what(got)} that autograd can't follow "
-               "back to `inp` (was it made with `.item()`, numpy or `torch.tensor`?)")
-        got.backward()
-        F.nll_loss(ref, c.targ).backward()
-        _close(inp.grad, ref.grad, 'the gradient of `inp`')
-    return _check('check_nll', nll, _signature(nll, 'nll(inp, targ)', 'nll(inp, targ)'), [
-        Claim("gives `F.nll_loss(inp, targ)`: the mean over the batch of `-inp[i, targ[i]]`", _nll_case(), value),
-        Claim("autograd can follow it: `loss.backward()` gives `F.nll_loss`'s gradient", _nll_case(), grad)], timeout)
-
-# %% ../nbs/05a_check.ipynb #0d01539a
-@composite
-def _accuracy_case(draw):
-    "Scores without ties (one highest per row) for 1 to 6 rows of 2 to 5 classes, and a target class for each row"
-    c = draw(st.integers(2, 5))
-    rows = draw(st.lists(st.tuples(st.integers(0, c-1), st.permutations(range(c))), min_size=1, max_size=6))
-    out, yb = torch.tensor([r for _,r in rows], dtype=torch.float32), torch.tensor([t for t,_ in rows])
-    return Case(f"`out = {_r(out)[1:-1]}` and `yb = {_r(yb)[1:-1]}`", out=out, yb=yb)
+        expect(isinstance(got := nll(inp, c.targ.clone()), Tensor) and got.requires_grad, f"the loss is {_what(got)} "
+               "that autograd can't follow back to `inp` (was it made with `.item()`, numpy or `torch.tensor`?)")
+        got.backward(); F.nll_loss(ref, c.targ).backward()
+        _same(inp.grad, ref.grad, 'the gradient of `inp`', **_tol)
+    return _check('check_nll', nll, timeout, [
+        Claim("gives `F.nll_loss(inp, targ)`: the mean over the batch of `-inp[i, targ[i]]`", _scores(),
+              _vs(lambda c: nll(c.inp.clone(), c.targ.clone()), lambda c: F.nll_loss(c.inp, c.targ), 'the loss', **_tol)),
+        Claim("autograd can follow it: `loss.backward()` gives `F.nll_loss`'s gradient", _scores(), grad)], 'nll(inp, targ)')
 
 def check_accuracy(accuracy, # Your function, called as `accuracy(out, yb)`
-                   timeout:float=10, # Seconds the whole check may take
-                  )->CheckResult: # True when every claim holds
+                   timeout:float=10): # Seconds the whole check may take
     "Check `accuracy(out, yb)`: the share of rows whose highest score is at the target, on cases from hypothesis."
     def share(c):
         got, right, n = accuracy(c.out.clone(), c.yb.clone()), (c.out.argmax(1)==c.yb).sum().item(), len(c.yb)
         expect(isinstance(got, (int, float)) or (isinstance(got, Tensor) and got.numel()==1),
                f"expected one number, such as a tensor of shape `()`, got {_what(got)}")
         expect(abs(float(got)-right/n)<1e-6, f"expected {right/n:.4g} ({right} of {_s(n, 'row')} right), got {float(got):.4g}")
-    return _check('check_accuracy', accuracy, _signature(accuracy, 'accuracy(out, yb)', 'accuracy(out, yb)'), [
-        Claim("gives the share of rows whose highest score is at the target, as one number", _accuracy_case(), share)],
-        timeout)
+    return _check('check_accuracy', accuracy, timeout, [Claim(
+        "gives the share of rows whose highest score is at the target, as one number", _scores(False), share)], 'accuracy(out, yb)')
 
-# %% ../nbs/05a_check.ipynb #aaf0a60d
+# %% ../nbs/05a_check.ipynb #555c3f92
 def _same_params(params, want, names):
-    "Fail unless the iterator `params` yields exactly the tensors `want`, each once, in any order; `names`: id -> name"
-    got = _take(params, len(want), 'parameter', 'parameters')
-    c, w = Counter(map(id, got)), {id(p) for p in want}
-    twice = ', '.join(names.get(i, '?') for i,k in c.items() if k>1 and i in w)
-    missing = ', '.join(names[id(p)] for p in want if id(p) not in c)
-    extra = ', '.join(dict.fromkeys(names.get(id(p)) or _what(p) for p in got if id(p) not in w))
-    p = _listed(('more than once', twice), ('missing', missing), ('not expected', extra))
-    expect(not p, f"expected {_s(len(want), 'parameter')} ({', '.join(names[id(q)] for q in want) or 'none'}), "
-           f"got {len(got)}: {p}")
-
-_children = [('l1', 'nn.Linear(2, 2)'), ('l2', 'nn.Linear(2, 2)'), ('act', 'nn.ReLU()'), ('body', 'Inner()')]
+    "Fail unless the iterator `params` yields the tensors `want`, each once, in any order; `names` (id: name) names them"
+    got = sorted(names.get(id(p)) or _what(p) for p in _take(params, len(want), 'parameter', 'parameters'))
+    want = sorted(names[id(p)] for p in want)
+    expect(got==want, f"expected {_s(len(want), 'parameter')} ({', '.join(want) or 'none'}), got {len(got)} ({', '.join(got) or 'none'})")
 
 @composite
 def _net(draw, private=False, number=False):
     "What `Net.__init__` assigns: 1 to 4 children; if `private`, one more at `self._cache`; if `number`, `self.n_in = 3`"
-    spec = draw(st.lists(st.sampled_from(_children), min_size=0 if private or number else 1, max_size=4))
+    spec = draw(st.lists(st.sampled_from([('l1', 'nn.Linear(2, 2)'), ('l2', 'nn.Linear(2, 2)'), ('act', 'nn.ReLU()'),
+                                          ('body', 'Inner()')]), min_size=0 if private or number else 1, max_size=4))
     for k,v,add in [('_cache', 'nn.Linear(2, 2)', private), ('n_in', '3', number)]:
         if add: spec.insert(draw(st.integers(0, len(spec))), (k, v))
     inner = " (`Inner` is a subclass of your `Module` with `self.lin = nn.Linear(2, 2)`)" if ('body', 'Inner()') in spec else ''
     return Case(f"`{'; '.join(f'self.{k} = {v}' for k,v in spec)}` in `__init__`{inner}", spec=spec)
 
+def _subclass(Module, attrs):
+    "An object of a subclass of `Module` whose `__init__` assigns `attrs`, `(name, value)` pairs; its `forward(x)` is `x+1`"
+    class Net(Module):
+        def __init__(self):
+            super().__init__()
+            for k,v in attrs: setattr(self, k, v)
+        def forward(self, x): return x+1
+    return Net()
+
+def _made(Module, v):
+    "What `v` names (`'nn.Linear(2, 2)'`, say), made for your `Module`, and its twin for `nn.Module`, with the same layers"
+    o = nn.ReLU() if v=='nn.ReLU()' else 3 if v=='3' else nn.Linear(2, 2)
+    return (_subclass(Module, [('lin', o)]), _subclass(nn.Module, [('lin', o)])) if v=='Inner()' else (o, o)
+
+# %% ../nbs/05a_check.ipynb #dd61a9b5
 def check_module(Module, # Your class; the check subclasses it: `super().__init__()`, children as attributes, `forward`
-                 timeout:float=10, # Seconds the whole check may take
-                )->CheckResult: # True when every claim holds
+                 timeout:float=10): # Seconds the whole check may take
     "Check a `Module` class: children registered by `__setattr__`, `parameters()` giving each once, `repr`, `forward`."
-    sig = _signature(Module, 'Module()', 'Module()', beyond=" (beyond the course: its `MyModule` makes its own two "
-                     "layers; the lesson turns it into a class to subclass)")
+    sig = _callable_as(Module, ['Module()'], " (beyond the course: its `MyModule` makes its own two layers; the lesson "
+                       "turns it into a class to subclass)")
     if sig.ok and not inspect.isclass(Module): sig = Finding(sig.claim, False, f"expected a class, got {_what(Module)}")
     torch_rule = sig.ok and issubclass(Module, nn.Module)  # PyTorch registers private names too; the lesson doesn't
     def build(c):
-        class Inner(Module):
-            def __init__(self):
-                super().__init__()
-                self.lin = nn.Linear(2, 2)
-            def forward(self, x): return self.lin(x)
-        make = {'nn.Linear(2, 2)': partial(nn.Linear, 2, 2), 'nn.ReLU()': nn.ReLU, 'Inner()': Inner, '3': lambda: 3}
-        made = [(k, make[v]()) for k,v in c.spec]
-        class Net(Module):
-            def __init__(self):
-                super().__init__()
-                for k,v in made: setattr(self, k, v)
-            def forward(self, x): return x+1
-        def own(v):
-            if isinstance(v, Inner): return [('lin.weight', v.lin.weight), ('lin.bias', v.lin.bias)]
-            return list(v.named_parameters()) if isinstance(v, nn.Module) else []
-        net, last = Net(), dict(made)
-        names = {id(p): f"{k}.{n}" + ('' if last[k] is v else ' (of a replaced one)') for k,v in made for n,p in own(v)}
-        kids = {k: v for k,v in last.items() if isinstance(v, (nn.Module, Inner)) and (torch_rule or k[0]!='_')}
-        return SimpleNamespace(net=net, last=last, kids=kids, names=names, want=[p for v in kids.values() for _,p in own(v)])
+        "Your net; its twin made with `nn.Module`, which knows its children; a name for each parameter; what was assigned"
+        made = [(k, *_made(Module, v)) for k,v in c.spec]
+        twin = _subclass(nn.Module, [(k, t) for k,_,t in made])
+        names = {id(p): f"{k}.{n} (of a replaced one)" for k,_,t in made if isinstance(t, nn.Module) for n,p in t.named_parameters()}
+        names.update({id(p): n for n,p in twin.named_parameters()})
+        return _subclass(Module, [(k, v) for k,v,_ in made]), twin, names, made
+    def kids(twin, of): return [(k, o) for k,o in getattr(twin, f'named_{of}')() if torch_rule or k[0]!='_']
     def attrs(c):
-        b = build(c)
-        for k,v in b.last.items():
-            try: got = getattr(b.net, k)
+        net, *_, made = build(c)
+        for k,v in {k: v for k,v,_ in made}.items():
+            try: got = getattr(net, k)
             except AttributeError: raise Fail(f"`self.{k}` can't be read back: does `__setattr__` end with "
                                               "`super().__setattr__(k, v)`?") from None
             expect(got is v, f"`self.{k}` is {_what(got)}, not the `{dict(c.spec)[k]}` assigned to it")
     def params(c):
-        b = build(c)
-        _same_params(b.net.parameters(), b.want, b.names)
+        net, twin, names, _ = build(c)
+        _same_params(net.parameters(), [p for _,p in kids(twin, 'parameters')], names)
     def named(c):
-        b = build(c)
-        for k in b.kids: expect(k in (text := repr(b.net)), f"expected `repr` to name the child `{k}`, got {_r(text)}")
+        net, twin, *_ = build(c)
+        for k,_ in kids(twin, 'children'): expect(k in (text := repr(net)), f"expected `repr` to name the child `{k}`, got {_r(text)}")
     def call(c):
-        net, x = build(c).net, torch.randn(3, 2)
-        expect(isinstance(got := net(x), Tensor) and got.shape==x.shape and torch.equal(got, x+1),
+        expect(isinstance(got := build(c)[0](x := torch.randn(3, 2)), Tensor) and torch.equal(got, x+1),
                f"`net(x)` gave {_what(got)}, not what `forward` gives, `x+1`")
-    priv = ("is a child too (PyTorch's rule, for an `nn.Module`)" if torch_rule else "stays private: not a child")
-    return _check('check_module', Module, sig, [
+    priv = "is a child too (PyTorch's rule, for an `nn.Module`)" if torch_rule else "stays private: not a child"
+    return _check('check_module', Module, timeout, [
         Claim("attributes read back as assigned: `self.l1` is the layer assigned to it", _net(number=True), attrs),
         Claim("`parameters()` yields the parameters of every child (nested ones too, replaced ones not), each once",
               _net(), params),
@@ -267,9 +233,9 @@ def check_module(Module, # Your class; the check subclasses it: `super().__init_
               "the course: its `MyModule` makes every public attribute a child)", _net(number=True), params),
         Claim("`repr` names every child", _net(), named),
         Claim("calling the module calls its `forward` (beyond the course: its `MyModule` has no `__call__`)",
-              _net(), call, 10)], timeout)
+              _net(), call, 10)], sig=sig)
 
-# %% ../nbs/05a_check.ipynb #8eb0916d
+# %% ../nbs/05a_check.ipynb #9f84ad6b
 @composite
 def _layers(draw):
     "1 to 4 layers (`nn.Linear`, `nn.ReLU`, `nn.Tanh`) that fit together, and the shape of a batch for them"
@@ -281,147 +247,106 @@ def _layers(draw):
     return Case(f"`layers = [{layers}]` and a batch of shape ({bs}, {dims[0]})", specs=specs, x=(bs, dims[0]))
 
 def check_sequential(SequentialModel, # Your class, called as `SequentialModel(*layers)`: layers as separate arguments
-                     timeout:float=10, # Seconds the whole check may take
-                    )->CheckResult: # True when every claim holds
+                     timeout:float=10): # Seconds the whole check may take
     "Check `SequentialModel(*layers)` against `nn.Sequential(*layers)`: the output, and `parameters()`, each once."
-    sig = _signature(SequentialModel, 'SequentialModel(*layers)', 'SequentialModel(l1, l2, l3)',
-                     beyond=" (beyond the course: its `SequentialModel` takes one list)")
-    make, go = lambda ls: SequentialModel(*ls), None
-    if not sig.ok and _signature(SequentialModel, '', 'SequentialModel([l1, l2, l3])').ok:  # the lesson's first version
-        sig = Finding(sig.claim, False, "yours takes the layers as one list, `SequentialModel([l1, l2, l3])`; this "
-                      "check expects them as separate arguments, `SequentialModel(l1, l2, l3)`, as `nn.Sequential` and "
-                      "the lesson's exported version take them. The claims below were checked by passing a list.")
-        make, go = lambda ls: SequentialModel(list(ls)), True
-    def build(c):
-        layers = [getattr(nn, k)(*a) for k,*a in c.specs]
-        return make(layers), layers
-    def output(c):
-        model, layers = build(c)
-        x = torch.randn(c.x)
-        _close(model(x), nn.Sequential(*layers)(x), '`model(x)`')
+    sig = _callable_as(SequentialModel, ['SequentialModel(*layers)', 'SequentialModel(l1, l2, l3)'],
+                       " (beyond the course: its `SequentialModel` takes one list)")
+    listed = not sig.ok and _callable_as(SequentialModel, ['SequentialModel([l1, l2, l3])']).ok  # the lesson's first one
+    if listed: sig = Finding(sig.claim, False, "yours takes the layers as one list, `SequentialModel([l1, l2, l3])`; this "
+                             "check expects them as separate arguments, `SequentialModel(l1, l2, l3)`, as `nn.Sequential` "
+                             "and the lesson's exported version take them. The claims below were checked by passing a list.")
+    def layers(c): return [getattr(nn, k)(*a) for k,*a in c.specs]
+    def mine(ls): return SequentialModel(ls) if listed else SequentialModel(*ls)
+    def out(make): return lambda c: make(layers(c))(torch.randn(c.x))
     def params(c):
-        model, layers = build(c)
-        names = {id(p): f"layers[{i}].{n}" for i,l in enumerate(layers) for n,p in l.named_parameters()}
-        _same_params(model.parameters(), [p for l in layers for p in l.parameters()], names)
-    return _check('check_sequential', SequentialModel, sig, [
-        Claim("applies the layers in order: the same output as `nn.Sequential(*layers)`", _layers(), output),
-        Claim("`parameters()` yields every layer's parameters, each once", _layers(), params)], timeout, go)
+        ls = layers(c)
+        names = {id(p): f"layers[{i}].{n}" for i,l in enumerate(ls) for n,p in l.named_parameters()}
+        _same_params(mine(ls).parameters(), [p for l in ls for p in l.parameters()], names)
+    return _check('check_sequential', SequentialModel, timeout, [
+        Claim("applies the layers in order: the same output as `nn.Sequential(*layers)`", _layers(),
+              _vs(out(mine), out(lambda ls: nn.Sequential(*ls)), '`model(x)`', **_tol)),
+        Claim("`parameters()` yields every layer's parameters, each once", _layers(), params)], sig=sig, go=sig.ok or listed)
 
-# %% ../nbs/05a_check.ipynb #af9b5764
-_lrs = [None, 0.1, 0.01, 1.0, 0.3]  # `None`: the default, 0.5
-
+# %% ../nbs/05a_check.ipynb #68ee74f7
 @composite
-def _grads(draw):
-    "Parameters of 1 to 3 shapes, each with a gradient, and a learning rate"
-    shapes = draw(st.lists(st.lists(st.integers(1, 3), min_size=1, max_size=2).map(tuple), min_size=1, max_size=3))
-    lr = draw(st.sampled_from(_lrs))
-    return Case(f"`{_call('Optimizer', 'params', lr=lr)}` for parameters of shapes {', '.join(map(str, shapes))}",
-                shapes=shapes, lr=lr)
-
-@composite
-def _training(draw):
-    "A linear model, a number of steps and a learning rate"
-    n_in, n_out, steps, lr = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(2, 4)), draw(st.sampled_from(_lrs))
-    return Case(f"`{_call('Optimizer', 'model.parameters()', lr=lr)}` for `model = nn.Linear({n_in}, {n_out})`, "
-                f"{steps} steps", n_in=n_in, n_out=n_out, steps=steps, lr=lr)
+def _opt(draw, loop=False):
+    "A learning rate (`None`: the default, 0.5); parameters of 1 to 3 shapes, or (if `loop`) a linear model and 2 to 4 steps"
+    lr = draw(st.sampled_from([None, 0.1, 0.01, 1.0, 0.3]))
+    if not loop:
+        shapes = draw(st.lists(st.lists(st.integers(1, 3), min_size=1, max_size=2).map(tuple), min_size=1, max_size=3))
+        return Case(f"`{_call('Optimizer', 'params', lr=lr)}` for parameters of shapes {', '.join(map(str, shapes))}",
+                    shapes=shapes, lr=lr)
+    n_in, n_out, steps = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(2, 4))
+    return Case(f"`{_call('Optimizer', 'model.parameters()', lr=lr)}` for `model = nn.Linear({n_in}, {n_out})`, {steps} steps",
+                n_in=n_in, n_out=n_out, steps=steps, lr=lr)
 
 def check_optimizer(Optimizer, # Your class, called as `Optimizer(params, lr=0.5)`, with `step()` and `zero_grad()`
-                    timeout:float=10, # Seconds the whole check may take
-                   )->CheckResult: # True when every claim holds
+                    timeout:float=10): # Seconds the whole check may take
     "Check `Optimizer(params, lr=0.5)`: `step` and `zero_grad` against `optim.SGD`, alone and in a short training loop."
-    def make(params, lr): return Optimizer(params) if lr is None else Optimizer(params, lr=lr)
     def params(c):
         ps = [torch.randn(s, requires_grad=True) for s in c.shapes]
         for p in ps: p.grad = torch.randn_like(p)
         return ps
     def step(c):
-        ps = params(c)
-        before, lr = [p.detach().clone() for p in ps], 0.5 if c.lr is None else c.lr
-        make(ps, c.lr).step()
-        for i,(p,b) in enumerate(zip(ps, before)):
-            want, got = b - lr*p.grad, p.detach()
-            if torch.allclose(got, want): continue
-            expect(not torch.allclose(got, b + lr*p.grad),
-                   f"parameter {i} moved with its gradient, to `p + lr*grad`: the update's sign is flipped")
-            expect(not torch.equal(got, b), f"parameter {i} didn't change (does `step` rebind a name, `p = p - ...`, "
-                   "instead of changing `p` in place?)")
-            raise Fail(f"parameter {i}: expected `p - lr*grad` = {_r(want)}, got {_r(got)}" +
-                       (' (the default lr is 0.5)' if c.lr is None else ''))
+        ps, lr = params(c), c.lr or 0.5
+        before = [p.detach().clone() for p in ps]
+        _with(Optimizer, ps, lr=c.lr).step()
+        expect(not all(map(torch.equal, got := [p.detach() for p in ps], before)), "the parameters didn't change (does "
+               "`step` rebind a name, `p = p - ...`, instead of changing `p` in place?)")
+        expect(not all(torch.allclose(g, b+lr*p.grad) for g,b,p in zip(got, before, ps)),
+               "the parameters moved with their gradient, to `p + lr*grad`: the update's sign is flipped")
+        _same(got, [b-lr*p.grad for b,p in zip(before, ps)], f"the parameters, `p - lr*grad` for lr={lr},", **_tol)
     def zero(c):
-        ps = params(c)
-        make(ps, c.lr).zero_grad()
+        _with(Optimizer, ps := params(c), lr=c.lr).zero_grad()
         for i,p in enumerate(ps):
             expect(p.grad is None or not p.grad.any(), f"after `zero_grad`, parameter {i}'s gradient is {_r(p.grad)}")
     def loop(c):
-        model = nn.Linear(c.n_in, c.n_out)
-        ref = deepcopy(model)
-        opts = make(model.parameters(), c.lr), optim.SGD(ref.parameters(), lr=0.5 if c.lr is None else c.lr)
+        ref = deepcopy(model := nn.Linear(c.n_in, c.n_out))
+        opts = _with(Optimizer, model.parameters(), lr=c.lr), optim.SGD(ref.parameters(), lr=c.lr or 0.5)
         for t in range(c.steps):
             x, y = torch.randn(4, c.n_in), torch.randn(4, c.n_out)
-            for m,o in zip((model, ref), opts):
-                F.mse_loss(m(x), y).backward()
-                o.step()
-                o.zero_grad()
+            for m,o in zip((model, ref), opts): F.mse_loss(m(x), y).backward(); o.step(); o.zero_grad()
             d = max((p-q).abs().max().item() for p,q in zip(model.parameters(), ref.parameters()))
             expect(d<1e-5, f"after step {t+1}, the parameters differ from `optim.SGD`'s by up to {d:.3g}" + (
                 " (step 1 matched: are the gradients cleared between steps, and is `params` kept as a list? "
                 "`model.parameters()` is a generator, used up after one pass)" if t else ''))
-    sig = _signature(Optimizer, 'Optimizer(params, lr=0.5)', 'Optimizer(params)', 'Optimizer(params, lr=0.1)')
-    return _check('check_optimizer', Optimizer, sig, [
-        Claim("`step` moves each parameter against its gradient, to `p - lr*grad`, as `optim.SGD` does", _grads(), step),
-        Claim("`zero_grad` clears every gradient (to `None`, or zeros)", _grads(), zero),
+    return _check('check_optimizer', Optimizer, timeout, [
+        Claim("`step` moves each parameter against its gradient, to `p - lr*grad`, as `optim.SGD` does", _opt(), step),
+        Claim("`zero_grad` clears every gradient (to `None`, or zeros)", _opt(), zero),
         Claim("a training loop (`backward`, `step`, `zero_grad`) over `model.parameters()` matches `optim.SGD` step by "
-              "step", _training(), loop)], timeout)
+              "step", _opt(loop=True), loop)], 'Optimizer(params, lr=0.5)', 'Optimizer(params)')
 
-# %% ../nbs/05a_check.ipynb #1cbe9888
-def _ix(i): return f"{i.start}:{i.stop}" if isinstance(i, slice) else str(i)
-
+# %% ../nbs/05a_check.ipynb #48c7489a
 @composite
 def _data(draw, idx=None):
     "A dataset's shapes and, by `idx`, an index: `'int'`, a `'slice'` or a `'list'`; `'longer'`: y one item longer than x"
     n, d = draw(st.integers(1 if idx in ('int', 'slice', 'list') else 0, 10)), draw(st.integers(1, 3))
     i = (draw(st.integers(0, n-1)) if idx=='int' else slice(draw(st.integers(0, n)), draw(st.integers(0, n))) if idx=='slice'
          else draw(st.lists(st.integers(0, n-1), min_size=1, max_size=5)) if idx=='list' else None)
-    ny, at = n+(idx=='longer'), '' if i is None else f"`ds[{_ix(i)}]` of "
-    return Case(f"{at}`Dataset(x, y)` with x of shape ({n}, {d}) and y of shape ({ny},)", n=n, d=d, i=i, ny=ny)
+    at = '' if i is None else f"`ds[{f'{i.start}:{i.stop}' if isinstance(i, slice) else i}]` of "
+    return Case(f"{at}`Dataset(x, y)` with x of shape ({n}, {d}) and y of shape ({n+(idx=='longer')},)", n=n, d=d, i=i)
 
 def check_dataset(Dataset, # Your class, called as `Dataset(x, y)`
-                  timeout:float=10, # Seconds the whole check may take
-                 )->CheckResult: # True when every claim holds
+                  timeout:float=10): # Seconds the whole check may take
     "Check `Dataset(x, y)`: `len`, and `(x[i], y[i])` for an index, a slice or a list of indices, as `TensorDataset`."
     def data(c): return torch.randn(c.n, c.d), torch.randint(0, 10, (c.n,))
     def length(c): expect((got := len(Dataset(*data(c))))==c.n, f"`len(ds)` gave {got}")
-    def item(c):
-        x, y = data(c)
-        got, i = Dataset(x, y)[c.i], torch.tensor(c.i) if isinstance(c.i, list) else c.i
-        expect(isinstance(got, (tuple, list)) and len(got)==2, f"expected a pair `(x, y)`, got {_what(got)}")
-        _equal(got[0], x[i], 'x')
-        _equal(got[1], y[i], 'y')
-    def mismatch(c): _raises(lambda: Dataset(torch.zeros(c.n, c.d), torch.zeros(c.ny)), 'a dataset')
-    return _check('check_dataset', Dataset, _signature(Dataset, 'Dataset(x, y)', 'Dataset(x, y)'), [
+    def mismatch(c): _raises(lambda: Dataset(torch.zeros(c.n, c.d), torch.zeros(c.n+1)), 'a dataset')
+    item = _vs(lambda c: Dataset(*data(c))[c.i], lambda c: tuple(o[c.i] for o in data(c)), 'the pair `(x, y)`')
+    return _check('check_dataset', Dataset, timeout, [
         Claim("`len(ds)` is the number of items", _data(), length),
         Claim("`ds[i]` is the pair `(x[i], y[i])`", _data('int'), item),
         Claim("`ds[a:b]` is the batch `(x[a:b], y[a:b])`", _data('slice'), item),
         Claim("`ds[[i, j, ...]]` is the batch `(x[[i, j, ...]], y[[i, j, ...]])`", _data('list'), item),
         Claim("`x` and `y` of different lengths are rejected at once, with an error (beyond the course: its `Dataset` "
-              "doesn't compare them)", _data('longer'), mismatch, 5)], timeout)
+              "doesn't compare them)", _data('longer'), mismatch, 5)], 'Dataset(x, y)')
 
-# %% ../nbs/05a_check.ipynb #25d069a3
-class _Items:
-    "A dataset of `n` items that are not their own indices, so that a sampler must count, not iterate the dataset"
-    def __init__(self, n): self.n = n
-    def __len__(self): return self.n
-    def __getitem__(self, i):
-        if not 0<=i<self.n: raise IndexError(f"index {i} out of range for {self.n} items")
-        return f'item {i}'
-
+# %% ../nbs/05a_check.ipynb #9e8adf58
 def _once(got, n):
     "What is wrong with `got` as the indices `0, ..., n-1`, each exactly once ('' if nothing)"
     c = Counter(got)
-    out, twice = sorted(i for i in c if not 0<=i<n), sorted(i for i,k in c.items() if k>1 and 0<=i<n)
-    missing = [i for i in range(n) if i not in c]
-    return _listed(*((w, l and _r(l)) for w,l in [('not an index of the dataset', out), ('more than once', twice),
-                                                   ('missing', missing)]))
+    return _listed(*((w, l and _r(l)) for w,l in [('not an index of the dataset', sorted(i for i in c if not 0<=i<n)),
+        ('more than once', sorted(i for i,k in c.items() if k>1 and 0<=i<n)), ('missing', [i for i in range(n) if i not in c])]))
 
 @composite
 def _sampling(draw, lo=0, shuffle=(None, False, True)):
@@ -431,68 +356,48 @@ def _sampling(draw, lo=0, shuffle=(None, False, True)):
     return Case(f"`{_call('Sampler', 'ds', shuffle=s)}` for a dataset of {_s(n, 'item')}", n=n, shuffle=s)
 
 def check_sampler(Sampler, # Your class, called as `Sampler(ds, shuffle=False)`
-                  timeout:float=10, # Seconds the whole check may take
-                 )->CheckResult: # True when every claim holds
+                  timeout:float=10): # Seconds the whole check may take
     "Check `Sampler(ds, shuffle=False)`: each index of `ds` once an epoch, in order or shuffled anew by `torch`."
-    def make(c): return Sampler(_Items(c.n)) if c.shuffle is None else Sampler(_Items(c.n), shuffle=c.shuffle)
-    def epoch(s, n): return _ints(_take(s, n, 'index', 'indices'), 'an epoch')
-    def length(c): expect((got := len(make(c)))==c.n, f"`len(sampler)` gave {got}")
+    def make(c): return _with(Sampler, [f'item {i}' for i in range(c.n)], shuffle=c.shuffle)  # items aren't indices: count!
+    def epochs(c, k, seed=None):
+        "`k` epochs of one sampler made for `c`, each after `torch.manual_seed(seed)` if a `seed` is given"
+        s, out = make(c), []
+        for _ in range(k):
+            if seed is not None: torch.manual_seed(seed)
+            out.append(_ints(_take(s, c.n, 'index', 'indices'), 'an epoch'))
+        return out
     def in_order(c):
-        s = make(c)
-        for e in (1, 2):
-            got = epoch(s, c.n)
-            expect(got==list(range(c.n)), f"epoch {e}: expected {_r(range(c.n))}, got {_r(got)}" +
-                   (f" ({p})" if (p := _once(got, c.n)) else ''))
+        for e,got in enumerate(epochs(c, 2), 1): expect(got==list(range(c.n)), f"epoch {e}: expected {_r(range(c.n))}, "
+                                                        f"got {_r(got)}" + (f" ({p})" if (p := _once(got, c.n)) else ''))
     def once(c):
-        s = make(c)
-        for e in (1, 2, 3): expect(not (p := _once(epoch(s, c.n), c.n)), f"epoch {e}: {p}")
+        for e,got in enumerate(epochs(c, 3), 1): expect(not (p := _once(got, c.n)), f"epoch {e}: {p}")
     def new_order(c):
-        s = make(c)
-        a, b = epoch(s, c.n), epoch(s, c.n)
+        a, b = epochs(c, 2)
         expect(a!=list(range(c.n)), f"not shuffled: epoch 1 gave the indices in order, {_r(a)}")
         expect(a!=b, f"epochs 1 and 2 gave the same order, {_r(a)}")
     def seeded(c):
-        s = make(c)
-        torch.manual_seed(1)
-        a = epoch(s, c.n)
-        torch.manual_seed(1)
-        b = epoch(s, c.n)
+        a, b = epochs(c, 2, seed=1)
         expect(a==b, f"after `torch.manual_seed(1)`, one epoch gave {_r(a)}, the next {_r(b)}: draw the order from "
                "torch's generator (`torch.randperm`), so that seeding torch makes a run reproducible")
-    sig = _signature(Sampler, 'Sampler(ds, shuffle=False)', 'Sampler(ds)', 'Sampler(ds, shuffle=True)')
-    return _check('check_sampler', Sampler, sig, [
+    return _check('check_sampler', Sampler, timeout, [
         Claim("`len(sampler)` is the number of items (beyond the course: its `Sampler` has no `__len__`)", _sampling(),
-              length),
+              lambda c: expect((got := len(make(c)))==c.n, f"`len(sampler)` gave {got}")),
         Claim("unshuffled (the default): the indices `0, 1, ..., n-1` in order, every epoch",
               _sampling(shuffle=(None, False)), in_order),
         Claim("shuffled: every index exactly once per epoch", _sampling(1, (True,)), once),
         Claim("shuffled: a new order every epoch", _sampling(10, (True,)), new_order),
         Claim("shuffled: `torch.manual_seed` makes the order reproducible (beyond the course: its `Sampler` shuffles "
-              "with Python's `random`)", _sampling(10, (True,)), seeded, 10)], timeout)
+              "with Python's `random`)", _sampling(10, (True,)), seeded, 10)], 'Sampler(ds, shuffle=False)', 'Sampler(ds)')
 
-# %% ../nbs/05a_check.ipynb #f1c4b2b5
-class _Indices:
-    "A sampler that yields `idxs` and has a length, and nothing more: no indexing, no slicing"
-    def __init__(self, idxs): self.idxs = idxs
-    def __iter__(self): return iter(self.idxs)
-    def __len__(self): return len(self.idxs)
-
-def _batches(bsamp, n):
-    "The batches of a batch sampler (at most `n`) as lists of `int`s"
-    return [_ints(b, f"batch {i}") for i,b in enumerate(_take(bsamp, n, 'batch', 'batches'))]
-
+# %% ../nbs/05a_check.ipynb #2e5f2917
 def _nb(bs):
     "How many batches of which sizes, in words"
-    if not bs: return 'no batches'
     sz, n = [len(b) for b in bs], _s(len(bs), 'batch', 'batches')
     if len(set(sz))==1: return f"{n} of size {sz[0]}"
     if len(set(sz[:-1]))==1: return f"{n}: {len(sz)-1} of size {sz[0]}, then one of size {sz[-1]}"
-    return f"{n} of sizes {_r(sz)}"
+    return f"{n} of sizes {_r(sz)}" if bs else 'no batches'
 
-def _same_batches(got, want, epoch=''):
-    "Fail unless the batches `got` are `want`, saying how many of which sizes when those differ"
-    expect([len(b) for b in got]==[len(b) for b in want], f"{epoch}expected {_nb(want)}, got {_nb(got)}")
-    for i,(g,w) in enumerate(zip(got, want)): expect(g==w, f"{epoch}batch {i}: expected {_r(w)}, got {_r(g)}")
+def _sampler(idxs): return dict.fromkeys(idxs).keys()  # a sampler: it yields `idxs` and has a length, but no indexing
 
 @composite
 def _batching(draw, drop=(None, False, True), shuffled=False, bad=False):
@@ -504,74 +409,57 @@ def _batching(draw, drop=(None, False, True), shuffled=False, bad=False):
                 f"{_r(idxs) if shuffled else 'in order'}", idxs=idxs, bs=bs, drop_last=dl)
 
 def check_batch_sampler(BatchSampler, # Your class, called as `BatchSampler(sampler, bs, drop_last=False)`
-                        timeout:float=10, # Seconds the whole check may take
-                       )->CheckResult: # True when every claim holds
+                        timeout:float=10): # Seconds the whole check may take
     "Check `BatchSampler(sampler, bs, drop_last=False)` against PyTorch's: order, sizes, the last batch, `drop_last`."
-    def make(c):
-        s = _Indices(c.idxs)
-        return BatchSampler(s, c.bs) if c.drop_last is None else BatchSampler(s, c.bs, drop_last=c.drop_last)
+    def make(c): return _with(BatchSampler, _sampler(c.idxs), c.bs, drop_last=c.drop_last)
     def want(c): return list(tud.BatchSampler(c.idxs, c.bs, bool(c.drop_last)))
-    def same(c): _same_batches(_batches(make(c), len(w := want(c))), w)
+    def batches(bs, c): return [_ints(b, f"batch {i}") for i,b in enumerate(_take(bs, len(want(c)), 'batch', 'batches'))]
+    def same(got, want, epoch=''):
+        expect([len(b) for b in got]==[len(b) for b in want], f"{epoch}expected {_nb(want)}, got {_nb(got)}")
+        for i,(g,w) in enumerate(zip(got, want)): expect(g==w, f"{epoch}batch {i}: expected {_r(w)}, got {_r(g)}")
     def order(c):
-        got, w = [i for b in _batches(make(c), len(want(c))) for i in b], [i for b in want(c) for i in b]
+        got, w = [i for b in batches(make(c), c) for i in b], [i for b in want(c) for i in b]
         expect(got==w[:len(got)], f"expected the indices in the sampler's order, {_r(w)}, got {_r(got)}")
     def length(c): expect((got := len(make(c)))==(n := len(want(c))), f"`len(batch_sampler)` gave {got}, expected {n}")
     def again(c):
-        bs, n = make(c), len(want(c))
-        one = _batches(bs, n)
-        _same_batches(_batches(bs, n), one, 'in the second pass, ')
-    def rejected(c): _raises(lambda: make(c), 'a batch sampler')
-    sig = _signature(BatchSampler, 'BatchSampler(sampler, bs, drop_last=False)', 'BatchSampler(sampler, bs)',
-                     'BatchSampler(sampler, bs, drop_last=True)')
-    return _check('check_batch_sampler', BatchSampler, sig, [
-        Claim("keeps a last short batch when `drop_last=False` (the default)", _batching(drop=(None, False)), same),
-        Claim("drops a last short batch, and only that, when `drop_last=True`", _batching(drop=(True,)), same),
+        one = batches(bs := make(c), c)
+        same(batches(bs, c), one, 'in the second pass, ')
+    def right(c): same(batches(make(c), c), want(c))
+    return _check('check_batch_sampler', BatchSampler, timeout, [
+        Claim("keeps a last short batch when `drop_last=False` (the default)", _batching(drop=(None, False)), right),
+        Claim("drops a last short batch, and only that, when `drop_last=True`", _batching(drop=(True,)), right),
         Claim("batches follow the sampler's order", _batching(shuffled=True), order),
         Claim("`len(batch_sampler)` is the number of batches (beyond the course: its `BatchSampler` has no `__len__`)",
               _batching(), length),
         Claim("iterating again gives the batches again (one pass per epoch)", _batching(shuffled=True), again),
         Claim("a batch size that isn't positive (`bs=0`) is rejected at once, with an error (beyond the course: its "
-              "`BatchSampler` takes any)", _batching(bad=True), rejected, 5)], timeout)
+              "`BatchSampler` takes any)", _batching(bad=True), lambda c: _raises(lambda: make(c), 'a batch sampler'), 5)],
+        'BatchSampler(sampler, bs, drop_last=False)', 'BatchSampler(sampler, bs)')
 
-# %% ../nbs/05a_check.ipynb #0a66e61d
+# %% ../nbs/05a_check.ipynb #bf076bd5
 @composite
 def _items(draw, parts=None):
     "1 to 5 items, each a tuple of `parts` tensors (`None`: 1 to 3) of one dtype and shape per part"
-    k = draw(st.integers(1, 5))
-    shapes = st.lists(st.integers(1, 3), max_size=2).map(tuple)
-    kinds = draw(st.lists(st.tuples(st.sampled_from([torch.float32, torch.int64]), shapes),
-                          min_size=parts or 1, max_size=parts or 3))
+    k, shapes = draw(st.integers(1, 5)), st.lists(st.integers(1, 3), max_size=2).map(tuple)
+    kinds = draw(st.lists(st.tuples(st.sampled_from([torch.float32, torch.int64]), shapes), min_size=parts or 1, max_size=parts or 3))
     return Case(f"{_s(k, 'item')}, each a tuple of {_s(len(kinds), 'tensor')}: " +
                 ', '.join(f"{str(t)[6:]} of shape {s}" for t,s in kinds), k=k, kinds=kinds)
 
 def check_collate(collate, # Your function, called as `collate(b)` on a list of items, tuples of tensors like `(x, y)`
-                  timeout:float=10, # Seconds the whole check may take
-                 )->CheckResult: # True when every claim holds
+                  timeout:float=10): # Seconds the whole check may take
     "Check `collate(b)` against PyTorch's `default_collate`: one stacked tensor per part of the items, `(xb, yb)`."
     def items(c): return [tuple((torch.randn(s)*10).to(t) for t,s in c.kinds) for _ in range(c.k)]
-    def parts(c, got=None):
-        got = collate(items(c)) if got is None else got
-        expect(isinstance(got, (tuple, list)) and len(got)==len(c.kinds), f"expected a tuple of {len(c.kinds)}, got {_what(got)}")
-    def stacked(c):
-        b = items(c)
-        parts(c, got := collate(b))
-        for i,(g,w) in enumerate(zip(got, tud.default_collate(b))):
-            expect(isinstance(g, Tensor), f"entry {i} is {_what(g)}, expected one tensor, {_what(w)} (`torch.stack`)")
-            _equal(g, w, f"entry {i}")
-    return _check('check_collate', collate, _signature(collate, 'collate(b)', 'collate(b)'), [
+    def parts(c): expect(isinstance(got := collate(items(c)), (tuple, list)) and len(got)==len(c.kinds),
+                         f"expected a tuple of {len(c.kinds)}, got {_what(got)}")
+    stacked = _vs(lambda c: collate(items(c)), lambda c: tuple(tud.default_collate(items(c))), 'the batch')
+    return _check('check_collate', collate, timeout, [
         Claim("returns a tuple (or list) with one entry per part of the items: `(xb, yb)` for items `(x, y)`",
               _items(2), parts),
         Claim("each entry is that part of every item, stacked into one tensor (`torch.stack`)", _items(2), stacked),
         Claim("works alike for items of one part, or three (beyond the course: its `collate` takes `(x, y)` pairs only)",
-              _items(), stacked)], timeout)
+              _items(), stacked)], 'collate(b)')
 
-# %% ../nbs/05a_check.ipynb #d74730cd
-def _alike(a, b):
-    "Are `a` and `b` the same: tensors of one dtype, shape and values; sequences alike item by item?"
-    if isinstance(a, Tensor) and isinstance(b, Tensor): return (a.dtype, a.shape)==(b.dtype, b.shape) and torch.equal(a, b)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)): return len(a)==len(b) and all(map(_alike, a, b))
-    return not isinstance(a, Tensor) and not isinstance(b, Tensor) and a==b
-
+# %% ../nbs/05a_check.ipynb #90c1858c
 def _count(b): return [len(list(b))]
 
 @composite
@@ -583,113 +471,96 @@ def _loading(draw, collate_fn, name):
                 f"`BatchSampler` over them shuffled, `bs={bs}, drop_last={dl}`", n=n, d=d, bs=bs, dl=dl, idxs=idxs, cf=collate_fn)
 
 def check_dataloader(DataLoader, # Your class, called as `DataLoader(ds, batchs, collate_fn=collate)`
-                     timeout:float=10, # Seconds the whole check may take
-                    )->CheckResult: # True when every claim holds
+                     timeout:float=10): # Seconds the whole check may take
     "Check `DataLoader(ds, batchs, collate_fn=collate)` against PyTorch's `DataLoader(ds, batch_sampler=batchs, ...)`."
-    def loader(c):
-        ds = tud.TensorDataset(torch.randn(c.n, c.d), torch.randint(0, 10, (c.n,)))
-        batchs = tud.BatchSampler(_Indices(c.idxs), c.bs, c.dl)
-        return DataLoader(ds, batchs, collate_fn=c.cf), list(tud.DataLoader(ds, batch_sampler=batchs, collate_fn=c.cf))
-    def same(c):
-        dl, want = loader(c)
-        got = _take(dl, len(want), 'batch', 'batches')
-        expect(len(got)==len(want), f"expected {_s(len(want), 'batch', 'batches')}, got {len(got)}")
-        for i,(g,w) in enumerate(zip(got, want)):
-            if c.cf is _count:
-                expect(g==w, f"batch {i}: expected what `collate_fn` returned, {_r(w)}, got {_what(g)}")
-                continue
-            expect(isinstance(g, (tuple, list)) and len(g)==2, f"batch {i}: expected `(xb, yb)`, got {_what(g)}")
-            _equal(g[0], w[0], f"batch {i}'s xb")
-            _equal(g[1], w[1], f"batch {i}'s yb")
+    def data(c): return (tud.TensorDataset(torch.randn(c.n, c.d), torch.randint(0, 10, (c.n,))),
+                         tud.BatchSampler(_sampler(c.idxs), c.bs, c.dl))
+    def passes(c, k):
+        "`k` passes over your `DataLoader` made for `c`"
+        dl, n = DataLoader(*data(c), collate_fn=c.cf), len(tud.BatchSampler(c.idxs, c.bs, c.dl))
+        return [_take(dl, n, 'batch', 'batches') for _ in range(k)]
     def again(c):
-        dl, want = loader(c)
-        one, two = _take(dl, len(want), 'batch', 'batches'), _take(dl, len(want), 'batch', 'batches')
+        one, two = passes(c, 2)
         expect(len(two)==len(one), f"the second pass gave {_s(len(two), 'batch', 'batches')}, the first {len(one)} "
                "(does `__iter__` use up an iterator made in `__init__`?)")
-        for i,(a,b) in enumerate(zip(one, two)): expect(_alike(a, b), f"batch {i} of the second pass isn't as in the first")
+        _same(two, one, 'the second pass')
+    same = _vs(lambda c: passes(c, 1)[0], lambda c: list(tud.DataLoader(data(c)[0], batch_sampler=data(c)[1], collate_fn=c.cf)),
+               'the batches')
     call = 'DataLoader(ds, batchs, collate_fn=collate)'
-    return _check('check_dataloader', DataLoader, _signature(DataLoader, call, call), [
+    return _check('check_dataloader', DataLoader, timeout, [
         Claim(f"gives the batches of PyTorch's `{call.replace('batchs', 'batch_sampler=batchs')}`",
               _loading(collate, 'collate'), same),
         Claim("uses the `collate_fn` it is given", _loading(_count, 'lambda b: [len(list(b))]'), same, 10),
         Claim("hands `collate_fn` a list of items, so that PyTorch's `default_collate` works as one (beyond the course: "
               "its `DataLoader` hands over a generator)", _loading(tud.default_collate, 'default_collate'), same, 10),
-        Claim("iterating again gives the batches again (one pass per epoch)", _loading(collate, 'collate'), again)], timeout)
+        Claim("iterating again gives the batches again (one pass per epoch)", _loading(collate, 'collate'), again)], call)
 
-# %% ../nbs/05a_check.ipynb #0790a22f
-_cols = {'label': 'int', 'image': 'vector', 'score': 'float', 'id': 'int'}  # features `check_collate_dict` may draw
+# %% ../nbs/05a_check.ipynb #264a36e4
+_cols = {'label': lambda m: torch.randint(0, 10, (m,)), 'image': lambda m: torch.rand(m, 3), 'score': torch.rand,
+         'id': lambda m: torch.randint(0, 10, (m,))}  # features `check_collate_dict` may draw: how to make `m` rows of each
 
 @composite
 def _features(draw, lo, hi):
     "A dataset of 1 to 5 rows with `lo` to `hi` features, in any order, as tensors or not, and the items of a batch"
     names, m = draw(st.permutations(list(_cols)))[:draw(st.integers(lo, hi))], draw(st.integers(1, 5))
-    fmt = 'torch' if any(_cols[k]=='vector' for k in names) else draw(st.sampled_from([None, 'torch']))
+    fmt = 'torch' if 'image' in names else draw(st.sampled_from([None, 'torch']))  # vectors need torch's format
     idxs = draw(st.lists(st.integers(0, m-1), min_size=1, max_size=4))
     as_torch = ", `with_format('torch')`," if fmt else ''
-    return Case(f"a dataset of {_s(m, 'row')} with features {names}{as_torch} and the items {idxs}",
-                names=names, m=m, fmt=fmt, idxs=idxs)
+    return Case(f"a dataset of {_s(m, 'row')} with features {names}{as_torch} and the items {idxs}", names=names, m=m, fmt=fmt,
+                idxs=idxs)
 
 def check_collate_dict(collate_dict, # Your function, called as `collate_dict(ds)` on a Hugging Face dataset
-                       timeout:float=10, # Seconds the whole check may take
-                      )->CheckResult: # True when every claim holds
+                       timeout:float=10): # Seconds the whole check may take
     "Check `collate_dict(ds)`: a picklable collate function giving a tuple of batched features, in `ds.features` order."
     import datasets  # Hugging Face's, imported only here
     def batch(c, pickled=False):
-        col = {'int': lambda: torch.randint(0, 10, (c.m,)).tolist(), 'float': lambda: torch.rand(c.m).tolist(),
-               'vector': lambda: torch.rand(c.m, 3).tolist()}
-        ds = datasets.Dataset.from_dict({k: col[_cols[k]]() for k in c.names}).with_format(c.fmt)
+        ds = datasets.Dataset.from_dict({k: _cols[k](c.m).tolist() for k in c.names}).with_format(c.fmt)
         f, b = collate_dict(ds), [ds[i] for i in c.idxs]
         if pickled:
             try: f = pickle.loads(pickle.dumps(f))
-            except Exception as e: raise Fail(f"pickling the collate function raised {raised(e)}: return an object "
-                                              "of a class defined at the top level, with a `__call__` method, or a "
-                                              "`functools.partial` of a top-level function") from None
-        got, want = f(b), tud.default_collate(b)
-        expect(isinstance(got, tuple) and len(got)==len(c.names),
+            except Exception as e: raise Fail(f"pickling the collate function raised {raised(e)}: return an object of a class "
+                "defined at the top level, with a `__call__` method, or a `functools.partial` of a top-level function") from None
+        expect(isinstance(got := f(b), tuple) and len(got)==len(c.names),
                f"expected a tuple of {len(c.names)}, {tuple(c.names)}, got {_what(got)}")
-        for g,k in zip(got, c.names): _equal(g, want[k], f"the batched '{k}'")
-    return _check('check_collate_dict', collate_dict, _signature(collate_dict, 'collate_dict(ds)', 'collate_dict(ds)'), [
+        for g,k in zip(got, c.names): _same(g, tud.default_collate(b)[k], f"the batched '{k}'")
+    return _check('check_collate_dict', collate_dict, timeout, [
         Claim("returns a tuple of the batched features, in the order of `ds.features`", _features(2, 4), batch, 20),
         Claim("returns a tuple of one for a dataset with one feature (beyond the course: its `collate_dict` returns the "
               "batched feature itself)", _features(1, 1), batch, 10),
         Claim("the collate function can be pickled, as worker processes need on some platforms (beyond the course: its "
               "`collate_dict` returns a function defined inside it)", _features(1, 4), partial(batch, pickled=True), 5)],
-        timeout)
+        'collate_dict(ds)')
 
-# %% ../nbs/05a_check.ipynb #198d7960
+# %% ../nbs/05a_check.ipynb #5713aabe
 @composite
 def _batch(draw, returns=None):
     "A batch `{'x': [...]}` of up to 4 numbers, and what `f` returns"
     xs = draw(st.lists(st.integers(-5, 5), max_size=4))
-    return Case(f"`f` adding 1 to each of `b['x'] = {xs}`" + (f" and returning `{returns}`" if returns else ''),
-                xs=xs, returns=returns)
+    return Case(f"`f` adding 1 to each of `b['x'] = {xs}`" + (f" and returning `{returns}`" if returns else ''), xs=xs, returns=returns)
 
 def check_inplace(inplace, # Your function, called as `inplace(f)`, where `f` changes a batch in place
-                  timeout:float=10, # Seconds the whole check may take
-                 )->CheckResult: # True when every claim holds
+                  timeout:float=10): # Seconds the whole check may take
     "Check `inplace(f)`: it calls `f` once on the batch, ignores what `f` returns, returns the batch, keeps `f`'s name."
     def run(c):
-        calls = []
+        "`f`, the batches it was called with, the batch, and what `inplace(f)` returned for it"
         def add_one(b):
             "Add 1 to each of `b['x']`."
             calls.append(b)
             b['x'] = [o+1 for o in b['x']]
             return c.returns
-        b = {'x': list(c.xs)}
-        return SimpleNamespace(b=b, got=inplace(add_one)(b), calls=calls, f=add_one)
+        calls, b = [], {'x': list(c.xs)}
+        return add_one, calls, b, inplace(add_one)(b)
     def batch(c):
-        r, want = run(c), {'x': [o+1 for o in c.xs]}
-        expect(r.got is r.b, "expected the batch itself back, got " + ('a copy of it' if r.got==r.b else _what(r.got)))
-        expect(r.b==want, f"expected the batch changed by `f`, `{want}`, got `{r.b}`")
-    def once(c): expect(len(calls := run(c).calls)==1, f"`f` was called {len(calls)} times for one batch")
+        *_, b, got = run(c)
+        expect(got is b, "expected the batch itself back, got " + ('a copy of it' if got==b else _what(got)))
+        expect(b==(w := {'x': [o+1 for o in c.xs]}), f"expected the batch changed by `f`, `{w}`, got `{b}`")
     def named(c):
-        f = run(c).f
-        name, doc = getattr(g := inplace(f), '__name__', None), getattr(g, '__doc__', None)
+        name, doc = getattr(g := inplace(f := run(c)[0]), '__name__', None), getattr(g, '__doc__', None)
         expect((name, doc)==(f.__name__, f.__doc__),
                f"the result is named {name!r}, with docstring {doc!r}: copy them with `functools.wraps(f)`")
-    return _check('check_inplace', inplace, _signature(inplace, 'inplace(f)', 'inplace(f)'), [
+    return _check('check_inplace', inplace, timeout, [
         Claim("returns the batch it was given, changed by `f`", _batch(), batch, 10),
         Claim("ignores what `f` returns", _batch({'x': []}), batch, 10),
-        Claim("calls `f` once per batch", _batch(), once, 10),
+        Claim("calls `f` once per batch", _batch(), lambda c: expect(len(n := run(c)[1])==1, f"`f` was called {len(n)} times for one batch"), 10),
         Claim("keeps `f`'s name and docstring (`functools.wraps`; beyond the course: its `inplace` doesn't)", _batch(),
-              named, 3)], timeout)
+              named, 3)], 'inplace(f)')
