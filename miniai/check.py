@@ -28,12 +28,17 @@ def _plain(o):
 def _r(o): return f"`{(s := repr(_plain(o)))[:80]}{'…' if len(s)>80 else ''}`"  # `o` in short, in backticks
 def _s(n, one, many=None): return f"{n} {one if n==1 else many or one+'s'}"
 def _name(f): return getattr(f, '__qualname__', None) or getattr(f, '__name__', None) or type(f).__name__
-def _call(f, *args, **kw): return f"{f}({', '.join([*map(str, args), *(f'{k}={v!r}' for k,v in kw.items() if v is not None)])})"
-def _with(f, *args, **kw): return f(*args, **{k: v for k,v in kw.items() if v is not None})  # `None`: left to its default
+def _with(f, *args, **kw): return f(*args, **{k: v for k,v in kw.items() if v is not None})  # `None`: the default
+
+def _call(f, *args, **kw):
+    "How a call reads, `f(a, b, k=v)`, leaving out keyword arguments that are `None`"
+    return f"{f}({', '.join([*map(str, args), *(f'{k}={v!r}' for k,v in kw.items() if v is not None)])})"
 
 def _what(o):
     "What `o` is, in a few words: a tensor's dtype and shape; a list's or tuple's length and kind of items"
-    if isinstance(o, Tensor): return f"{'an' if str(o.dtype)[6] in 'aeiou' else 'a'} {str(o.dtype)[6:]} tensor of shape {tuple(o.shape)}"
+    if isinstance(o, Tensor):
+        dt = str(o.dtype)[6:]
+        return f"{'an' if dt[0]=='i' else 'a'} {dt} tensor of shape {tuple(o.shape)}"
     if not isinstance(o, (list, tuple)): return f"{_r(o)} (a {type(o).__name__})"
     kinds = {type(x).__name__.replace('Tensor', 'tensor') for x in o}
     return f"a {type(o).__name__} of {_s(len(o), kinds.pop() if len(kinds)==1 else 'item')}"
@@ -49,19 +54,21 @@ def _callable_as(f, calls, beyond=''):
     for call in calls:
         c = ast.parse(call, mode='eval').body
         try: sig.bind(*c.args, **{k.arg: None for k in c.keywords})
-        except TypeError: return Finding(claim, False, f"the check calls `{call}`, as the lesson does, but yours is `{_name(f)}{sig}`")
+        except TypeError: return Finding(claim, False, f"the check calls `{call}`, as the lesson does, but yours is "
+                                         f"`{_name(f)}{sig}`")
     return Finding(claim, True)
 
 def _check(name, f, timeout, claims, *calls, sig=None, go=None):
-    "The report on `f`: can it be called as in `calls` (or as `sig` found)? Then `claims`, tried if `go` (default: if it can)"
+    "The report on `f`: can it be called as in `calls` (or as `sig` says)? Then `claims`, tried if `go` (or if it can)"
     sig = sig or _callable_as(f, calls)
-    return run_claims(f"{name}({_name(f)})", claims, timeout, [sig], None if (sig.ok if go is None else go) else 'fix the signature first')
+    return run_claims(f"{name}({_name(f)})", claims, timeout, [sig],
+                      None if (sig.ok if go is None else go) else 'fix the signature first')
 
 # %% ../nbs/05a_check.ipynb #a625406f
 _tol = dict(rtol=1e-5, atol=1e-5)  # how close floats must be to PyTorch's
 
 def _same(got, want, what='the result', **tol):
-    "Fail unless `got` is `want` by `torch.testing.assert_close` (exactly, without `tol`), saying where and how it differs"
+    "Fail unless `got` is `want` to `torch.testing.assert_close` (exactly, without `tol`), saying where and how not"
     try: return torch.testing.assert_close(got, want, **(tol or dict(rtol=0, atol=0)))
     except (AssertionError, TypeError): pass
     if isinstance(got, (list, tuple)) and isinstance(want, (list, tuple)) and len(got)==len(want):
@@ -70,7 +77,7 @@ def _same(got, want, what='the result', **tol):
     raise Fail(f"expected {what} to be {b}, got {a}" if a!=b else f"expected {what} {_r(want)}, got {_r(got)}")
 
 def _vs(mine, theirs, what='the result', **tol):
-    "A claim's test: `mine(c)`, your code's result on case `c`, against `theirs(c)`, PyTorch's, from the same random state"
+    "A claim's test: `mine(c)`, your code's result on case `c`, against `theirs(c)`, PyTorch's, from one random state"
     def test(c):
         with torch.random.fork_rng(devices=[]): want = theirs(c)
         _same(mine(c), want, what, **tol)
@@ -93,8 +100,6 @@ def _ints(b, what):
     try: return [index(i) for i in b]
     except TypeError: raise Fail(f"{what} is {_r(b)}, expected a list of indices (ints)") from None
 
-def _listed(*parts): return '; '.join(f"{k}: {v}" for k,v in parts if v)  # the `(what, which)` parts that name something
-
 # %% ../nbs/05a_check.ipynb #e4666a67
 @composite
 def _logits(draw, big=False):
@@ -110,7 +115,8 @@ def _rowwise(name, f, ref, gives, trick, timeout):
     def same(atol): return _vs(lambda c: f(c.x.clone()), lambda c: ref(c.x), rtol=1e-5, atol=atol)
     return _check(f'check_{name}', f, timeout, [
         Claim(f"gives {gives} on ordinary logits", _logits(), same(1e-5)),
-        Claim(f"stays right for large logits, where `exp` overflows ({trick})", _logits(big=True), same(1e-2))], f'{name}(x)')
+        Claim(f"stays right for large logits, where `exp` overflows ({trick})", _logits(big=True), same(1e-2))],
+        f'{name}(x)')
 
 def check_log_softmax(log_softmax, # Your function, called as `log_softmax(x)`: log-probabilities over the last axis
                       timeout:float=10): # Seconds the whole check may take
@@ -127,7 +133,7 @@ def check_logsumexp(logsumexp, # Your function, called as `logsumexp(x)` on a ma
 # %% ../nbs/05a_check.ipynb #8dc29fc5
 @composite
 def _scores(draw, nll=True):
-    "1 to 6 rows of log-probabilities (`nll`) or of scores without ties, 1 or 2 to 5 classes, and a target class for each"
+    "1 to 6 rows of log-probabilities (if `nll`) or of scores without ties, and a target class for each"
     c = draw(st.integers(1 if nll else 2, 5))
     rows = draw(st.lists(st.tuples(st.integers(0, c-1), st.lists(st.integers(-5, 5), min_size=c, max_size=c) if nll
                                    else st.permutations(range(c))), min_size=1, max_size=6))
@@ -146,8 +152,10 @@ def check_nll(nll, # Your function, called as `nll(inp, targ)`: the mean negativ
         _same(inp.grad, ref.grad, 'the gradient of `inp`', **_tol)
     return _check('check_nll', nll, timeout, [
         Claim("gives `F.nll_loss(inp, targ)`: the mean over the batch of `-inp[i, targ[i]]`", _scores(),
-              _vs(lambda c: nll(c.inp.clone(), c.targ.clone()), lambda c: F.nll_loss(c.inp, c.targ), 'the loss', **_tol)),
-        Claim("autograd can follow it: `loss.backward()` gives `F.nll_loss`'s gradient", _scores(), grad)], 'nll(inp, targ)')
+              _vs(lambda c: nll(c.inp.clone(), c.targ.clone()), lambda c: F.nll_loss(c.inp, c.targ), 'the loss',
+                  **_tol)),
+        Claim("autograd can follow it: `loss.backward()` gives `F.nll_loss`'s gradient", _scores(), grad)],
+        'nll(inp, targ)')
 
 def check_accuracy(accuracy, # Your function, called as `accuracy(out, yb)`
                    timeout:float=10): # Seconds the whole check may take
@@ -156,29 +164,33 @@ def check_accuracy(accuracy, # Your function, called as `accuracy(out, yb)`
         got, right, n = accuracy(c.out.clone(), c.yb.clone()), (c.out.argmax(1)==c.yb).sum().item(), len(c.yb)
         expect(isinstance(got, (int, float)) or (isinstance(got, Tensor) and got.numel()==1),
                f"expected one number, such as a tensor of shape `()`, got {_what(got)}")
-        expect(abs(float(got)-right/n)<1e-6, f"expected {right/n:.4g} ({right} of {_s(n, 'row')} right), got {float(got):.4g}")
+        expect(abs(float(got)-right/n)<1e-6,
+               f"expected {right/n:.4g} ({right} of {_s(n, 'row')} right), got {float(got):.4g}")
     return _check('check_accuracy', accuracy, timeout, [Claim(
-        "gives the share of rows whose highest score is at the target, as one number", _scores(False), share)], 'accuracy(out, yb)')
+        "gives the share of rows whose highest score is at the target, as one number", _scores(False), share)],
+        'accuracy(out, yb)')
 
 # %% ../nbs/05a_check.ipynb #555c3f92
 def _same_params(params, want, names):
-    "Fail unless the iterator `params` yields the tensors `want`, each once, in any order; `names` (id: name) names them"
+    "Fail unless the iterator `params` yields the tensors `want`, each once, in any order; `names`: id -> name"
     got = sorted(names.get(id(p)) or _what(p) for p in _take(params, len(want), 'parameter', 'parameters'))
     want = sorted(names[id(p)] for p in want)
-    expect(got==want, f"expected {_s(len(want), 'parameter')} ({', '.join(want) or 'none'}), got {len(got)} ({', '.join(got) or 'none'})")
+    expect(got==want, f"expected {_s(len(want), 'parameter')} ({', '.join(want) or 'none'}), "
+                      f"got {len(got)} ({', '.join(got) or 'none'})")
 
 @composite
 def _net(draw, private=False, number=False):
-    "What `Net.__init__` assigns: 1 to 4 children; if `private`, one more at `self._cache`; if `number`, `self.n_in = 3`"
+    "What `Net.__init__` assigns: 1 to 4 children; if `private`, one at `self._cache`; if `number`, `self.n_in = 3`"
     spec = draw(st.lists(st.sampled_from([('l1', 'nn.Linear(2, 2)'), ('l2', 'nn.Linear(2, 2)'), ('act', 'nn.ReLU()'),
                                           ('body', 'Inner()')]), min_size=0 if private or number else 1, max_size=4))
     for k,v,add in [('_cache', 'nn.Linear(2, 2)', private), ('n_in', '3', number)]:
         if add: spec.insert(draw(st.integers(0, len(spec))), (k, v))
-    inner = " (`Inner` is a subclass of your `Module` with `self.lin = nn.Linear(2, 2)`)" if ('body', 'Inner()') in spec else ''
-    return Case(f"`{'; '.join(f'self.{k} = {v}' for k,v in spec)}` in `__init__`{inner}", spec=spec)
+    inner = " (`Inner` is a subclass of your `Module` with `self.lin = nn.Linear(2, 2)`)"
+    return Case(f"`{'; '.join(f'self.{k} = {v}' for k,v in spec)}` in `__init__`" + inner*(('body', 'Inner()') in spec),
+                spec=spec)
 
 def _subclass(Module, attrs):
-    "An object of a subclass of `Module` whose `__init__` assigns `attrs`, `(name, value)` pairs; its `forward(x)` is `x+1`"
+    "An object of a subclass of `Module` whose `__init__` assigns `attrs`, `(name, value)` pairs; `forward(x)` is `x+1`"
     class Net(Module):
         def __init__(self):
             super().__init__()
@@ -187,7 +199,7 @@ def _subclass(Module, attrs):
     return Net()
 
 def _made(Module, v):
-    "What `v` names (`'nn.Linear(2, 2)'`, say), made for your `Module`, and its twin for `nn.Module`, with the same layers"
+    "What `v` names (`'nn.Linear(2, 2)'`, say), made for your `Module`, and its twin for `nn.Module`, sharing layers"
     o = nn.ReLU() if v=='nn.ReLU()' else 3 if v=='3' else nn.Linear(2, 2)
     return (_subclass(Module, [('lin', o)]), _subclass(nn.Module, [('lin', o)])) if v=='Inner()' else (o, o)
 
@@ -200,10 +212,11 @@ def check_module(Module, # Your class; the check subclasses it: `super().__init_
     if sig.ok and not inspect.isclass(Module): sig = Finding(sig.claim, False, f"expected a class, got {_what(Module)}")
     torch_rule = sig.ok and issubclass(Module, nn.Module)  # PyTorch registers private names too; the lesson doesn't
     def build(c):
-        "Your net; its twin made with `nn.Module`, which knows its children; a name for each parameter; what was assigned"
+        "Your net; its twin made with `nn.Module`, which knows its children; a name for each parameter; what was made"
         made = [(k, *_made(Module, v)) for k,v in c.spec]
         twin = _subclass(nn.Module, [(k, t) for k,_,t in made])
-        names = {id(p): f"{k}.{n} (of a replaced one)" for k,_,t in made if isinstance(t, nn.Module) for n,p in t.named_parameters()}
+        names = {id(p): f"{k}.{n} (of a replaced one)" for k,_,t in made if isinstance(t, nn.Module)
+                 for n,p in t.named_parameters()}
         names.update({id(p): n for n,p in twin.named_parameters()})
         return _subclass(Module, [(k, v) for k,v,_ in made]), twin, names, made
     def kids(twin, of): return [(k, o) for k,o in getattr(twin, f'named_{of}')() if torch_rule or k[0]!='_']
@@ -219,7 +232,8 @@ def check_module(Module, # Your class; the check subclasses it: `super().__init_
         _same_params(net.parameters(), [p for _,p in kids(twin, 'parameters')], names)
     def named(c):
         net, twin, *_ = build(c)
-        for k,_ in kids(twin, 'children'): expect(k in (text := repr(net)), f"expected `repr` to name the child `{k}`, got {_r(text)}")
+        for k,_ in kids(twin, 'children'):
+            expect(k in (text := repr(net)), f"expected `repr` to name the child `{k}`, got {_r(text)}")
     def call(c):
         expect(isinstance(got := build(c)[0](x := torch.randn(3, 2)), Tensor) and torch.equal(got, x+1),
                f"`net(x)` gave {_what(got)}, not what `forward` gives, `x+1`")
@@ -251,10 +265,10 @@ def check_sequential(SequentialModel, # Your class, called as `SequentialModel(*
     "Check `SequentialModel(*layers)` against `nn.Sequential(*layers)`: the output, and `parameters()`, each once."
     sig = _callable_as(SequentialModel, ['SequentialModel(*layers)', 'SequentialModel(l1, l2, l3)'],
                        " (beyond the course: its `SequentialModel` takes one list)")
-    listed = not sig.ok and _callable_as(SequentialModel, ['SequentialModel([l1, l2, l3])']).ok  # the lesson's first one
-    if listed: sig = Finding(sig.claim, False, "yours takes the layers as one list, `SequentialModel([l1, l2, l3])`; this "
-                             "check expects them as separate arguments, `SequentialModel(l1, l2, l3)`, as `nn.Sequential` "
-                             "and the lesson's exported version take them. The claims below were checked by passing a list.")
+    listed = not sig.ok and _callable_as(SequentialModel, ['SequentialModel([l1, l2, l3])']).ok  # the lesson's first
+    if listed: sig = Finding(sig.claim, False, "yours takes the layers as one list, `SequentialModel([l1, l2, l3])`; "
+        "this check expects them as separate arguments, `SequentialModel(l1, l2, l3)`, as `nn.Sequential` and the "
+        "lesson's exported version take them. The claims below were checked by passing a list.")
     def layers(c): return [getattr(nn, k)(*a) for k,*a in c.specs]
     def mine(ls): return SequentialModel(ls) if listed else SequentialModel(*ls)
     def out(make): return lambda c: make(layers(c))(torch.randn(c.x))
@@ -265,20 +279,21 @@ def check_sequential(SequentialModel, # Your class, called as `SequentialModel(*
     return _check('check_sequential', SequentialModel, timeout, [
         Claim("applies the layers in order: the same output as `nn.Sequential(*layers)`", _layers(),
               _vs(out(mine), out(lambda ls: nn.Sequential(*ls)), '`model(x)`', **_tol)),
-        Claim("`parameters()` yields every layer's parameters, each once", _layers(), params)], sig=sig, go=sig.ok or listed)
+        Claim("`parameters()` yields every layer's parameters, each once", _layers(), params)],
+        sig=sig, go=sig.ok or listed)
 
 # %% ../nbs/05a_check.ipynb #68ee74f7
 @composite
 def _opt(draw, loop=False):
-    "A learning rate (`None`: the default, 0.5); parameters of 1 to 3 shapes, or (if `loop`) a linear model and 2 to 4 steps"
+    "A learning rate (`None`: the default, 0.5); parameters of 1 to 3 shapes, or (`loop`) a linear model and 2-4 steps"
     lr = draw(st.sampled_from([None, 0.1, 0.01, 1.0, 0.3]))
     if not loop:
         shapes = draw(st.lists(st.lists(st.integers(1, 3), min_size=1, max_size=2).map(tuple), min_size=1, max_size=3))
         return Case(f"`{_call('Optimizer', 'params', lr=lr)}` for parameters of shapes {', '.join(map(str, shapes))}",
                     shapes=shapes, lr=lr)
     n_in, n_out, steps = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(2, 4))
-    return Case(f"`{_call('Optimizer', 'model.parameters()', lr=lr)}` for `model = nn.Linear({n_in}, {n_out})`, {steps} steps",
-                n_in=n_in, n_out=n_out, steps=steps, lr=lr)
+    return Case(f"`{_call('Optimizer', 'model.parameters()', lr=lr)}` for `model = nn.Linear({n_in}, {n_out})`, "
+                f"{steps} steps", n_in=n_in, n_out=n_out, steps=steps, lr=lr)
 
 def check_optimizer(Optimizer, # Your class, called as `Optimizer(params, lr=0.5)`, with `step()` and `zero_grad()`
                     timeout:float=10): # Seconds the whole check may take
@@ -319,10 +334,10 @@ def check_optimizer(Optimizer, # Your class, called as `Optimizer(params, lr=0.5
 # %% ../nbs/05a_check.ipynb #48c7489a
 @composite
 def _data(draw, idx=None):
-    "A dataset's shapes and, by `idx`, an index: `'int'`, a `'slice'` or a `'list'`; `'longer'`: y one item longer than x"
+    "A dataset's shapes and, by `idx`, an index: `'int'`, a `'slice'` or a `'list'`; `'longer'`: y one item longer"
     n, d = draw(st.integers(1 if idx in ('int', 'slice', 'list') else 0, 10)), draw(st.integers(1, 3))
-    i = (draw(st.integers(0, n-1)) if idx=='int' else slice(draw(st.integers(0, n)), draw(st.integers(0, n))) if idx=='slice'
-         else draw(st.lists(st.integers(0, n-1), min_size=1, max_size=5)) if idx=='list' else None)
+    i = draw({'int': st.integers(0, n-1), 'slice': st.builds(slice, st.integers(0, n), st.integers(0, n)),
+              'list': st.lists(st.integers(0, n-1), min_size=1, max_size=5)}.get(idx, st.none()))
     at = '' if i is None else f"`ds[{f'{i.start}:{i.stop}' if isinstance(i, slice) else i}]` of "
     return Case(f"{at}`Dataset(x, y)` with x of shape ({n}, {d}) and y of shape ({n+(idx=='longer')},)", n=n, d=d, i=i)
 
@@ -345,8 +360,9 @@ def check_dataset(Dataset, # Your class, called as `Dataset(x, y)`
 def _once(got, n):
     "What is wrong with `got` as the indices `0, ..., n-1`, each exactly once ('' if nothing)"
     c = Counter(got)
-    return _listed(*((w, l and _r(l)) for w,l in [('not an index of the dataset', sorted(i for i in c if not 0<=i<n)),
-        ('more than once', sorted(i for i,k in c.items() if k>1 and 0<=i<n)), ('missing', [i for i in range(n) if i not in c])]))
+    wrong = [('not an index of the dataset', sorted(i for i in c if not 0<=i<n)),
+             ('more than once', sorted(i for i,k in c.items() if k>1 and 0<=i<n)), ('missing', sorted({*range(n)}-{*c}))]
+    return '; '.join(f"{k}: {_r(v)}" for k,v in wrong if v)
 
 @composite
 def _sampling(draw, lo=0, shuffle=(None, False, True)):
@@ -358,7 +374,7 @@ def _sampling(draw, lo=0, shuffle=(None, False, True)):
 def check_sampler(Sampler, # Your class, called as `Sampler(ds, shuffle=False)`
                   timeout:float=10): # Seconds the whole check may take
     "Check `Sampler(ds, shuffle=False)`: each index of `ds` once an epoch, in order or shuffled anew by `torch`."
-    def make(c): return _with(Sampler, [f'item {i}' for i in range(c.n)], shuffle=c.shuffle)  # items aren't indices: count!
+    def make(c): return _with(Sampler, [f'item {i}' for i in range(c.n)], shuffle=c.shuffle)  # items aren't indices
     def epochs(c, k, seed=None):
         "`k` epochs of one sampler made for `c`, each after `torch.manual_seed(seed)` if a `seed` is given"
         s, out = make(c), []
@@ -367,8 +383,9 @@ def check_sampler(Sampler, # Your class, called as `Sampler(ds, shuffle=False)`
             out.append(_ints(_take(s, c.n, 'index', 'indices'), 'an epoch'))
         return out
     def in_order(c):
-        for e,got in enumerate(epochs(c, 2), 1): expect(got==list(range(c.n)), f"epoch {e}: expected {_r(range(c.n))}, "
-                                                        f"got {_r(got)}" + (f" ({p})" if (p := _once(got, c.n)) else ''))
+        for e,got in enumerate(epochs(c, 2), 1):
+            p = _once(got, c.n)
+            expect(got==list(range(c.n)), f"epoch {e}: expected {_r(range(c.n))}, got {_r(got)}" + f" ({p})"*bool(p))
     def once(c):
         for e,got in enumerate(epochs(c, 3), 1): expect(not (p := _once(got, c.n)), f"epoch {e}: {p}")
     def new_order(c):
@@ -387,17 +404,18 @@ def check_sampler(Sampler, # Your class, called as `Sampler(ds, shuffle=False)`
         Claim("shuffled: every index exactly once per epoch", _sampling(1, (True,)), once),
         Claim("shuffled: a new order every epoch", _sampling(10, (True,)), new_order),
         Claim("shuffled: `torch.manual_seed` makes the order reproducible (beyond the course: its `Sampler` shuffles "
-              "with Python's `random`)", _sampling(10, (True,)), seeded, 10)], 'Sampler(ds, shuffle=False)', 'Sampler(ds)')
+              "with Python's `random`)", _sampling(10, (True,)), seeded, 10)],
+        'Sampler(ds, shuffle=False)', 'Sampler(ds)')
 
 # %% ../nbs/05a_check.ipynb #2e5f2917
+def _sampler(idxs): return dict.fromkeys(idxs).keys()  # all a batch sampler may use: it yields `idxs` and has a length
+
 def _nb(bs):
     "How many batches of which sizes, in words"
     sz, n = [len(b) for b in bs], _s(len(bs), 'batch', 'batches')
     if len(set(sz))==1: return f"{n} of size {sz[0]}"
     if len(set(sz[:-1]))==1: return f"{n}: {len(sz)-1} of size {sz[0]}, then one of size {sz[-1]}"
     return f"{n} of sizes {_r(sz)}" if bs else 'no batches'
-
-def _sampler(idxs): return dict.fromkeys(idxs).keys()  # a sampler: it yields `idxs` and has a length, but no indexing
 
 @composite
 def _batching(draw, drop=(None, False, True), shuffled=False, bad=False):
@@ -413,7 +431,7 @@ def check_batch_sampler(BatchSampler, # Your class, called as `BatchSampler(samp
     "Check `BatchSampler(sampler, bs, drop_last=False)` against PyTorch's: order, sizes, the last batch, `drop_last`."
     def make(c): return _with(BatchSampler, _sampler(c.idxs), c.bs, drop_last=c.drop_last)
     def want(c): return list(tud.BatchSampler(c.idxs, c.bs, bool(c.drop_last)))
-    def batches(bs, c): return [_ints(b, f"batch {i}") for i,b in enumerate(_take(bs, len(want(c)), 'batch', 'batches'))]
+    def batches(b, c): return [_ints(o, f"batch {i}") for i,o in enumerate(_take(b, len(want(c)), 'batch', 'batches'))]
     def same(got, want, epoch=''):
         expect([len(b) for b in got]==[len(b) for b in want], f"{epoch}expected {_nb(want)}, got {_nb(got)}")
         for i,(g,w) in enumerate(zip(got, want)): expect(g==w, f"{epoch}batch {i}: expected {_r(w)}, got {_r(g)}")
@@ -425,6 +443,7 @@ def check_batch_sampler(BatchSampler, # Your class, called as `BatchSampler(samp
         one = batches(bs := make(c), c)
         same(batches(bs, c), one, 'in the second pass, ')
     def right(c): same(batches(make(c), c), want(c))
+    def rejected(c): _raises(lambda: make(c), 'a batch sampler')
     return _check('check_batch_sampler', BatchSampler, timeout, [
         Claim("keeps a last short batch when `drop_last=False` (the default)", _batching(drop=(None, False)), right),
         Claim("drops a last short batch, and only that, when `drop_last=True`", _batching(drop=(True,)), right),
@@ -433,15 +452,16 @@ def check_batch_sampler(BatchSampler, # Your class, called as `BatchSampler(samp
               _batching(), length),
         Claim("iterating again gives the batches again (one pass per epoch)", _batching(shuffled=True), again),
         Claim("a batch size that isn't positive (`bs=0`) is rejected at once, with an error (beyond the course: its "
-              "`BatchSampler` takes any)", _batching(bad=True), lambda c: _raises(lambda: make(c), 'a batch sampler'), 5)],
+              "`BatchSampler` takes any)", _batching(bad=True), rejected, 5)],
         'BatchSampler(sampler, bs, drop_last=False)', 'BatchSampler(sampler, bs)')
 
 # %% ../nbs/05a_check.ipynb #bf076bd5
 @composite
 def _items(draw, parts=None):
     "1 to 5 items, each a tuple of `parts` tensors (`None`: 1 to 3) of one dtype and shape per part"
-    k, shapes = draw(st.integers(1, 5)), st.lists(st.integers(1, 3), max_size=2).map(tuple)
-    kinds = draw(st.lists(st.tuples(st.sampled_from([torch.float32, torch.int64]), shapes), min_size=parts or 1, max_size=parts or 3))
+    k, shape = draw(st.integers(1, 5)), st.lists(st.integers(1, 3), max_size=2).map(tuple)
+    kinds = draw(st.lists(st.tuples(st.sampled_from([torch.float32, torch.int64]), shape), min_size=parts or 1,
+                          max_size=parts or 3))
     return Case(f"{_s(k, 'item')}, each a tuple of {_s(len(kinds), 'tensor')}: " +
                 ', '.join(f"{str(t)[6:]} of shape {s}" for t,s in kinds), k=k, kinds=kinds)
 
@@ -456,8 +476,8 @@ def check_collate(collate, # Your function, called as `collate(b)` on a list of 
         Claim("returns a tuple (or list) with one entry per part of the items: `(xb, yb)` for items `(x, y)`",
               _items(2), parts),
         Claim("each entry is that part of every item, stacked into one tensor (`torch.stack`)", _items(2), stacked),
-        Claim("works alike for items of one part, or three (beyond the course: its `collate` takes `(x, y)` pairs only)",
-              _items(), stacked)], 'collate(b)')
+        Claim("works alike for items of one part, or three (beyond the course: its `collate` takes `(x, y)` pairs "
+              "only)", _items(), stacked)], 'collate(b)')
 
 # %% ../nbs/05a_check.ipynb #90c1858c
 def _count(b): return [len(list(b))]
@@ -468,7 +488,8 @@ def _loading(draw, collate_fn, name):
     n, d = draw(st.integers(0, 30)), draw(st.integers(1, 3))
     bs, dl, idxs = draw(st.integers(1, n+3)), draw(st.booleans()), draw(st.permutations(range(n)))
     return Case(f"`DataLoader(ds, batchs, collate_fn={name})` for a dataset of {_s(n, 'item')} and `batchs` a "
-                f"`BatchSampler` over them shuffled, `bs={bs}, drop_last={dl}`", n=n, d=d, bs=bs, dl=dl, idxs=idxs, cf=collate_fn)
+                f"`BatchSampler` over them shuffled, `bs={bs}, drop_last={dl}`", n=n, d=d, bs=bs, dl=dl, idxs=idxs,
+                cf=collate_fn)
 
 def check_dataloader(DataLoader, # Your class, called as `DataLoader(ds, batchs, collate_fn=collate)`
                      timeout:float=10): # Seconds the whole check may take
@@ -479,35 +500,37 @@ def check_dataloader(DataLoader, # Your class, called as `DataLoader(ds, batchs,
         "`k` passes over your `DataLoader` made for `c`"
         dl, n = DataLoader(*data(c), collate_fn=c.cf), len(tud.BatchSampler(c.idxs, c.bs, c.dl))
         return [_take(dl, n, 'batch', 'batches') for _ in range(k)]
+    def theirs(c):
+        ds, batchs = data(c)
+        return list(tud.DataLoader(ds, batch_sampler=batchs, collate_fn=c.cf))
     def again(c):
         one, two = passes(c, 2)
         expect(len(two)==len(one), f"the second pass gave {_s(len(two), 'batch', 'batches')}, the first {len(one)} "
                "(does `__iter__` use up an iterator made in `__init__`?)")
         _same(two, one, 'the second pass')
-    same = _vs(lambda c: passes(c, 1)[0], lambda c: list(tud.DataLoader(data(c)[0], batch_sampler=data(c)[1], collate_fn=c.cf)),
-               'the batches')
-    call = 'DataLoader(ds, batchs, collate_fn=collate)'
+    call, same = 'DataLoader(ds, batchs, collate_fn=collate)', _vs(lambda c: passes(c, 1)[0], theirs, 'the batches')
     return _check('check_dataloader', DataLoader, timeout, [
         Claim(f"gives the batches of PyTorch's `{call.replace('batchs', 'batch_sampler=batchs')}`",
               _loading(collate, 'collate'), same),
         Claim("uses the `collate_fn` it is given", _loading(_count, 'lambda b: [len(list(b))]'), same, 10),
-        Claim("hands `collate_fn` a list of items, so that PyTorch's `default_collate` works as one (beyond the course: "
-              "its `DataLoader` hands over a generator)", _loading(tud.default_collate, 'default_collate'), same, 10),
-        Claim("iterating again gives the batches again (one pass per epoch)", _loading(collate, 'collate'), again)], call)
+        Claim("hands `collate_fn` a list of items, so that PyTorch's `default_collate` works as one (beyond the "
+              "course: its `DataLoader` hands over a generator)", _loading(tud.default_collate, 'default_collate'),
+              same, 10),
+        Claim("iterating again gives the batches again (one pass per epoch)", _loading(collate, 'collate'), again)],
+        call)
 
 # %% ../nbs/05a_check.ipynb #264a36e4
 _cols = {'label': lambda m: torch.randint(0, 10, (m,)), 'image': lambda m: torch.rand(m, 3), 'score': torch.rand,
-         'id': lambda m: torch.randint(0, 10, (m,))}  # features `check_collate_dict` may draw: how to make `m` rows of each
+         'id': lambda m: torch.randint(0, 10, (m,))}  # the features `check_collate_dict` draws: how to make `m` rows
 
 @composite
 def _features(draw, lo, hi):
     "A dataset of 1 to 5 rows with `lo` to `hi` features, in any order, as tensors or not, and the items of a batch"
     names, m = draw(st.permutations(list(_cols)))[:draw(st.integers(lo, hi))], draw(st.integers(1, 5))
     fmt = 'torch' if 'image' in names else draw(st.sampled_from([None, 'torch']))  # vectors need torch's format
-    idxs = draw(st.lists(st.integers(0, m-1), min_size=1, max_size=4))
-    as_torch = ", `with_format('torch')`," if fmt else ''
-    return Case(f"a dataset of {_s(m, 'row')} with features {names}{as_torch} and the items {idxs}", names=names, m=m, fmt=fmt,
-                idxs=idxs)
+    idxs, as_torch = draw(st.lists(st.integers(0, m-1), min_size=1, max_size=4)), ", `with_format('torch')`,"*bool(fmt)
+    return Case(f"a dataset of {_s(m, 'row')} with features {names}{as_torch} and the items {idxs}", names=names,
+                m=m, fmt=fmt, idxs=idxs)
 
 def check_collate_dict(collate_dict, # Your function, called as `collate_dict(ds)` on a Hugging Face dataset
                        timeout:float=10): # Seconds the whole check may take
@@ -518,25 +541,27 @@ def check_collate_dict(collate_dict, # Your function, called as `collate_dict(ds
         f, b = collate_dict(ds), [ds[i] for i in c.idxs]
         if pickled:
             try: f = pickle.loads(pickle.dumps(f))
-            except Exception as e: raise Fail(f"pickling the collate function raised {raised(e)}: return an object of a class "
-                "defined at the top level, with a `__call__` method, or a `functools.partial` of a top-level function") from None
+            except Exception as e: raise Fail(f"pickling the collate function raised {raised(e)}: return an object "
+                "of a class defined at the top level, with a `__call__` method, or a `functools.partial` of a "
+                "top-level function") from None
         expect(isinstance(got := f(b), tuple) and len(got)==len(c.names),
                f"expected a tuple of {len(c.names)}, {tuple(c.names)}, got {_what(got)}")
         for g,k in zip(got, c.names): _same(g, tud.default_collate(b)[k], f"the batched '{k}'")
     return _check('check_collate_dict', collate_dict, timeout, [
         Claim("returns a tuple of the batched features, in the order of `ds.features`", _features(2, 4), batch, 20),
-        Claim("returns a tuple of one for a dataset with one feature (beyond the course: its `collate_dict` returns the "
-              "batched feature itself)", _features(1, 1), batch, 10),
-        Claim("the collate function can be pickled, as worker processes need on some platforms (beyond the course: its "
-              "`collate_dict` returns a function defined inside it)", _features(1, 4), partial(batch, pickled=True), 5)],
-        'collate_dict(ds)')
+        Claim("returns a tuple of one for a dataset with one feature (beyond the course: its `collate_dict` returns "
+              "the batched feature itself)", _features(1, 1), batch, 10),
+        Claim("the collate function can be pickled, as worker processes need on some platforms (beyond the course: "
+              "its `collate_dict` returns a function defined inside it)", _features(1, 4), partial(batch, pickled=True),
+              5)], 'collate_dict(ds)')
 
 # %% ../nbs/05a_check.ipynb #5713aabe
 @composite
 def _batch(draw, returns=None):
     "A batch `{'x': [...]}` of up to 4 numbers, and what `f` returns"
     xs = draw(st.lists(st.integers(-5, 5), max_size=4))
-    return Case(f"`f` adding 1 to each of `b['x'] = {xs}`" + (f" and returning `{returns}`" if returns else ''), xs=xs, returns=returns)
+    return Case(f"`f` adding 1 to each of `b['x'] = {xs}`" + f" and returning `{returns}`"*bool(returns), xs=xs,
+                returns=returns)
 
 def check_inplace(inplace, # Your function, called as `inplace(f)`, where `f` changes a batch in place
                   timeout:float=10): # Seconds the whole check may take
@@ -554,6 +579,7 @@ def check_inplace(inplace, # Your function, called as `inplace(f)`, where `f` ch
         *_, b, got = run(c)
         expect(got is b, "expected the batch itself back, got " + ('a copy of it' if got==b else _what(got)))
         expect(b==(w := {'x': [o+1 for o in c.xs]}), f"expected the batch changed by `f`, `{w}`, got `{b}`")
+    def once(c): expect(len(calls := run(c)[1])==1, f"`f` was called {len(calls)} times for one batch")
     def named(c):
         name, doc = getattr(g := inplace(f := run(c)[0]), '__name__', None), getattr(g, '__doc__', None)
         expect((name, doc)==(f.__name__, f.__doc__),
@@ -561,6 +587,6 @@ def check_inplace(inplace, # Your function, called as `inplace(f)`, where `f` ch
     return _check('check_inplace', inplace, timeout, [
         Claim("returns the batch it was given, changed by `f`", _batch(), batch, 10),
         Claim("ignores what `f` returns", _batch({'x': []}), batch, 10),
-        Claim("calls `f` once per batch", _batch(), lambda c: expect(len(n := run(c)[1])==1, f"`f` was called {len(n)} times for one batch"), 10),
+        Claim("calls `f` once per batch", _batch(), once, 10),
         Claim("keeps `f`'s name and docstring (`functools.wraps`; beyond the course: its `inplace` doesn't)", _batch(),
               named, 3)], 'inplace(f)')

@@ -10,11 +10,23 @@ import torch.utils.data as tud
 from torch import nn, optim
 import miniai.check, miniai.scratch as S
 from miniai.check import *
-from miniai.claims import CheckResult, Finding
+from miniai.claims import CheckResult, Claim, Finding
 from miniai.datasets import collate_dict, inplace
 from miniai.training import Dataset, accuracy
 
 T = 300  # seconds a check may take in these tests: far more than any needs, however busy the machine
+
+@pytest.fixture(params=[10, pytest.param(40, marks=pytest.mark.slow)], ids=['10-cases', 'all-cases'])
+def cases(request, monkeypatch):
+    "Each claim tried on at most 10 cases in the quick selection, and on all it asks for (up to 40) in the full suite"
+    monkeypatch.setattr(miniai.check, 'Claim', lambda text, case, test, n=40: Claim(text, case, test, min(n, request.param)))
+
+@pytest.fixture
+def only(monkeypatch):
+    "`only(claim)`: checks then try only their claims whose text holds `claim` (and say whether the code can be called)"
+    run = miniai.check.run_claims
+    def restrict(claim): monkeypatch.setattr(miniai.check, 'run_claims', lambda title, cs, *a: run(title, [c for c in cs if claim in c.text], *a))
+    return restrict
 
 def torch_sampler(ds, shuffle=False): return (tud.RandomSampler if shuffle else tud.SequentialSampler)(ds)
 def torch_loader(ds, batchs, collate_fn=S.collate): return tud.DataLoader(ds, batch_sampler=batchs, collate_fn=collate_fn)
@@ -131,7 +143,7 @@ good = [(check_log_softmax, S.log_softmax), (check_log_softmax, functools.partia
         (check_collate_dict, collate_dict), (check_inplace, inplace)]
 
 @pytest.mark.parametrize('chk,f', good, ids=[f"{c.__name__}-{getattr(f, '__name__', None) or f.func.__name__}" for c,f in good])
-def test_passes_on_the_lessons_and_pytorchs(chk, f):
+def test_passes_on_the_lessons_and_pytorchs(chk, f, cases):
     res = chk(f, timeout=T)
     assert res and len(res.findings) >= 2, res
 
@@ -144,7 +156,7 @@ for chk, f in [(check_log_softmax, course.log_softmax), (check_logsumexp, course
                (check_collate_dict, course.collate_dict), (check_inplace, course.inplace)]: by_check.setdefault(chk, []).append(f)
 
 @pytest.mark.parametrize('chk', by_check, ids=lambda c: c.__name__)
-def test_the_course_fails_only_claims_that_say_they_go_beyond_it(chk):
+def test_the_course_fails_only_claims_that_say_they_go_beyond_it(chk, cases):
     findings = [x for f in by_check[chk] for x in chk(f, timeout=T).findings]
     beyond = {x.claim for x in findings if 'beyond the course' in x.claim}
     assert {x.claim for x in findings if x.ok is False} == beyond, findings  # those fail on its code, and no others
@@ -418,9 +430,8 @@ def failed(res, claim):
     return f.detail
 
 @pytest.mark.parametrize('chk,f,claim,symptom', catalogue, ids=[f"{f.__name__}-{claim}" for _,f,claim,_ in catalogue])
-def test_mistake_is_caught_and_named(chk, f, claim, symptom, monkeypatch):
-    run = miniai.check.run_claims  # tries only the claim that must fail (and whether `f` can be called): the others cost time
-    monkeypatch.setattr(miniai.check, 'run_claims', lambda title, cs, *a: run(title, [c for c in cs if claim in c.text], *a))
+def test_mistake_is_caught_and_named(chk, f, claim, symptom, only):
+    only(claim)  # the claims that hold cost time, and are tried above
     res = chk(f, timeout=T)
     assert not res
     assert re.search(symptom, failed(res, claim)), res
@@ -433,12 +444,14 @@ def test_every_check_is_tested():
 
 # The machinery
 
-def test_report_is_quiet_and_reproducible(capfd):
+def test_report_is_quiet_and_reproducible(capfd, only):
+    only('keeps a last short batch')
     a, b = check_batch_sampler(DropLastBatch, timeout=T), check_batch_sampler(DropLastBatch, timeout=T)
     assert repr(a) == repr(b)
     assert capfd.readouterr() == ('', '')  # hypothesis prints nothing, not even "Falsifying example"
 
-def test_an_endless_iterator_is_read_only_a_little():
+def test_an_endless_iterator_is_read_only_a_little(only):
+    only('unshuffled')
     reads = []
     class Endless(S.Sampler):
         def __iter__(self):
@@ -449,14 +462,16 @@ def test_an_endless_iterator_is_read_only_a_little():
     assert 'got more than' in failed(check_sampler(Endless, timeout=T), 'unshuffled')
     assert max(reads) <= 2*300+11  # at most a little past the expected length, for 300 items at most
 
-def test_random_state_and_threads_left_alone():
+def test_random_state_and_threads_left_alone(only):
+    only('shuffled')
     torch.manual_seed(3)
     state, n = torch.get_rng_state(), torch.get_num_threads()
     check_sampler(S.Sampler, timeout=T)
     check_sampler(SameShuffle, timeout=T)
     assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == n
 
-def test_result_reads_in_a_terminal_and_in_jupyter():
+def test_result_reads_in_a_terminal_and_in_jupyter(only):
+    only('keeps a last short batch')
     res = check_batch_sampler(DropLastBatch, timeout=T)
     text, md = repr(res), res._repr_markdown_()
     assert text.startswith('check_batch_sampler(DropLastBatch): ') and '\n✗ keeps a last short batch' in text
@@ -465,7 +480,8 @@ def test_result_reads_in_a_terminal_and_in_jupyter():
     assert '\n  - with `BatchSampler(sampler, 2)`' in md
     assert CheckResult('t', [Finding('a <b> `c<d`', True)])._repr_markdown_().endswith('- ✓ a &lt;b> `c<d`')
 
-def test_an_error_is_reported_with_its_traceback_kept_aside():
+def test_an_error_is_reported_with_its_traceback_kept_aside(only):
+    only('one entry per part')
     res = check_collate(collate_cat, timeout=T)
     assert 'your code raised `RuntimeError: zero-dimensional tensor' in failed(res, 'one entry per part')
     assert 'Traceback' in res.traceback and 'collate_cat' in res.traceback and 'cannot be concatenated' in res.traceback
@@ -491,7 +507,8 @@ def test_a_sequential_model_of_a_list_is_named_and_checked_with_a_list():
     assert not res and [f.ok for f in res.findings] == [False, True, True]
     assert 'checked by passing a list' in res.findings[0].detail
 
-def test_nn_module_is_held_to_pytorchs_rule():
+def test_nn_module_is_held_to_pytorchs_rule(only):
+    only('starting with `_`')
     res = check_module(nn.Module, timeout=T)
     assert "is a child too (PyTorch's rule" in repr(res) and res
     assert 'stays private' in repr(check_module(S.Module, timeout=T))
