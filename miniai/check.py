@@ -295,6 +295,7 @@ def _opt(draw, loop=False):
     return Case(f"`{_call('Optimizer', 'model.parameters()', lr=lr)}` for `model = nn.Linear({n_in}, {n_out})`, "
                 f"{steps} steps", n_in=n_in, n_out=n_out, steps=steps, lr=lr)
 
+# %% ../nbs/05a_check.ipynb #48c7489a
 def check_optimizer(Optimizer, # Your class, called as `Optimizer(params, lr=0.5)`, with `step()` and `zero_grad()`
                     timeout:float=10): # Seconds the whole check may take
     "Check `Optimizer(params, lr=0.5)`: `step` and `zero_grad` against `optim.SGD`, alone and in a short training loop."
@@ -331,7 +332,7 @@ def check_optimizer(Optimizer, # Your class, called as `Optimizer(params, lr=0.5
         Claim("a training loop (`backward`, `step`, `zero_grad`) over `model.parameters()` matches `optim.SGD` step by "
               "step", _opt(loop=True), loop)], 'Optimizer(params, lr=0.5)', 'Optimizer(params)')
 
-# %% ../nbs/05a_check.ipynb #48c7489a
+# %% ../nbs/05a_check.ipynb #9e8adf58
 @composite
 def _data(draw, idx=None):
     "A dataset's shapes and, by `idx`, an index: `'int'`, a `'slice'` or a `'list'`; `'longer'`: y one item longer"
@@ -356,7 +357,7 @@ def check_dataset(Dataset, # Your class, called as `Dataset(x, y)`
         Claim("`x` and `y` of different lengths are rejected at once, with an error (beyond the course: its `Dataset` "
               "doesn't compare them)", _data('longer'), mismatch, 5)], 'Dataset(x, y)')
 
-# %% ../nbs/05a_check.ipynb #9e8adf58
+# %% ../nbs/05a_check.ipynb #2e5f2917
 def _once(got, n):
     "What is wrong with `got` as the indices `0, ..., n-1`, each exactly once ('' if nothing)"
     c = Counter(got)
@@ -371,6 +372,7 @@ def _sampling(draw, lo=0, shuffle=(None, False, True)):
     n = draw(st.integers(max(lo, s is True), 300))  # PyTorch's `RandomSampler` needs at least one item
     return Case(f"`{_call('Sampler', 'ds', shuffle=s)}` for a dataset of {_s(n, 'item')}", n=n, shuffle=s)
 
+# %% ../nbs/05a_check.ipynb #bf076bd5
 def check_sampler(Sampler, # Your class, called as `Sampler(ds, shuffle=False)`
                   timeout:float=10): # Seconds the whole check may take
     "Check `Sampler(ds, shuffle=False)`: each index of `ds` once an epoch, in order or shuffled anew by `torch`."
@@ -407,7 +409,7 @@ def check_sampler(Sampler, # Your class, called as `Sampler(ds, shuffle=False)`
               "with Python's `random`)", _sampling(10, (True,)), seeded, 10)],
         'Sampler(ds, shuffle=False)', 'Sampler(ds)')
 
-# %% ../nbs/05a_check.ipynb #2e5f2917
+# %% ../nbs/05a_check.ipynb #90c1858c
 def _sampler(idxs): return dict.fromkeys(idxs).keys()  # all a batch sampler may use: it yields `idxs` and has a length
 
 def _nb(bs):
@@ -426,6 +428,7 @@ def _batching(draw, drop=(None, False, True), shuffled=False, bad=False):
     return Case(f"`{_call('BatchSampler', 'sampler', bs, drop_last=dl)}` and a sampler of {_s(n, 'index', 'indices')} "
                 f"{_r(idxs) if shuffled else 'in order'}", idxs=idxs, bs=bs, drop_last=dl)
 
+# %% ../nbs/05a_check.ipynb #264a36e4
 def check_batch_sampler(BatchSampler, # Your class, called as `BatchSampler(sampler, bs, drop_last=False)`
                         timeout:float=10): # Seconds the whole check may take
     "Check `BatchSampler(sampler, bs, drop_last=False)` against PyTorch's: order, sizes, the last batch, `drop_last`."
@@ -455,7 +458,7 @@ def check_batch_sampler(BatchSampler, # Your class, called as `BatchSampler(samp
               "`BatchSampler` takes any)", _batching(bad=True), rejected, 5)],
         'BatchSampler(sampler, bs, drop_last=False)', 'BatchSampler(sampler, bs)')
 
-# %% ../nbs/05a_check.ipynb #bf076bd5
+# %% ../nbs/05a_check.ipynb #5713aabe
 @composite
 def _items(draw, parts=None):
     "1 to 5 items, each a tuple of `parts` tensors (`None`: 1 to 3) of one dtype and shape per part"
@@ -479,7 +482,7 @@ def check_collate(collate, # Your function, called as `collate(b)` on a list of 
         Claim("works alike for items of one part, or three (beyond the course: its `collate` takes `(x, y)` pairs "
               "only)", _items(), stacked)], 'collate(b)')
 
-# %% ../nbs/05a_check.ipynb #90c1858c
+# %% ../nbs/05a_check.ipynb #80db3577
 def _count(b): return [len(list(b))]
 
 @composite
@@ -519,7 +522,7 @@ def check_dataloader(DataLoader, # Your class, called as `DataLoader(ds, batchs,
         Claim("iterating again gives the batches again (one pass per epoch)", _loading(collate, 'collate'), again)],
         call)
 
-# %% ../nbs/05a_check.ipynb #264a36e4
+# %% ../nbs/05a_check.ipynb #3b8d4b98
 _cols = {'label': lambda m: torch.randint(0, 10, (m,)), 'image': lambda m: torch.rand(m, 3), 'score': torch.rand,
          'id': lambda m: torch.randint(0, 10, (m,))}  # the features `check_collate_dict` draws: how to make `m` rows
 
@@ -555,7 +558,7 @@ def check_collate_dict(collate_dict, # Your function, called as `collate_dict(ds
               "its `collate_dict` returns a function defined inside it)", _features(1, 4), partial(batch, pickled=True),
               5)], 'collate_dict(ds)')
 
-# %% ../nbs/05a_check.ipynb #5713aabe
+# %% ../nbs/05a_check.ipynb #011c0967
 @composite
 def _batch(draw, returns=None):
     "A batch `{'x': [...]}` of up to 4 numbers, and what `f` returns"
