@@ -25,7 +25,8 @@ def cases(request, monkeypatch):
 def only(monkeypatch):
     "`only(claim)`: checks then try only their claims whose text holds `claim` (and say whether the code can be called)"
     run = miniai.check.run_claims
-    def restrict(claim): monkeypatch.setattr(miniai.check, 'run_claims', lambda title, cs, *a: run(title, [c for c in cs if claim in c.text], *a))
+    def restrict(claim):
+        monkeypatch.setattr(miniai.check, 'run_claims', lambda title, cs, *a, **kw: run(title, [c for c in cs if claim in c.text], *a, **kw))
     return restrict
 
 def torch_sampler(ds, shuffle=False): return (tud.RandomSampler if shuffle else tud.SequentialSampler)(ds)
