@@ -466,7 +466,7 @@ def test_an_endless_iterator_is_read_only_a_little(only):
     assert max(n for n,_ in reads) >= 5 and all(k <= 2*n+11 for n,k in reads), reads  # a little past the length, no more
 
 def test_random_state_and_threads_left_alone(only):
-    only('shuffled')
+    only('a new order every epoch')
     torch.manual_seed(3)
     state, n = torch.get_rng_state(), torch.get_num_threads()
     check_sampler(S.Sampler, timeout=T)
