@@ -5,8 +5,7 @@ package rather than the folder, and the lesson must then run to its end, its las
 for what miniai itself needs; a fresh virtual environment and a download of a few hundred MB the first time."""
 import os, shutil, socket, subprocess, sys, venv
 from pathlib import Path
-import nbformat, pytest
-from nbclient import NotebookClient
+import pytest
 from helpers import DATA, root
 
 def reachable(host='pypi.org'):
@@ -23,6 +22,8 @@ def sh(*cmd, cwd, **kwargs):
 
 def test_lesson_04_alone_installs_miniai_from_a_wheel_and_runs(tmp_path):
     if not reachable(): pytest.skip("needs PyPI, to install what miniai needs into a fresh Python")
+    import nbformat
+    from nbclient import NotebookClient
     sh(sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w', tmp_path/'dist', root, cwd=tmp_path, timeout=300)
     wheel, = (tmp_path/'dist').glob('miniai-*.whl')
     py = tmp_path/'colab'/'bin'/'python'
