@@ -181,13 +181,20 @@ def static_widgets(nb):
         c.outputs = [o for o in c.outputs if o not in ws] + [AttrDict(output_type='display_data', metadata={}, data={'text/html': body})]
 
 _directive = re.compile(r'^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
-def alt_text(code, opts):
-    "A plot's alternative text: the cell's `#| fig-alt:` line (Quarto's option), else the cell's last statement, which drew it"
+def alt_text(code, opts, intro):
+    """A plot's alternative text: the cell's `#| fig-alt:` line (Quarto's option), else the last paragraph of the text
+    that introduces it, else the statement that drew it"""
     if opts.get('fig-alt'): return opts['fig-alt']
-    try: last = ast.get_source_segment(code, ast.parse(code).body[-1])
-    except (SyntaxError, IndexError): last = code.strip().splitlines()[-1] if code.strip() else ''   # IPython magics
-    last = ' '.join(last.split()).rstrip(';')
-    return f"A figure drawn by {last[:150] + '…' if len(last) > 150 else last}"
+    para = re.split(r'\n\s*\n', intro.strip())[-1] if intro.strip() else ''
+    para = re.sub(r'\{py:\w+\}`([^`<]*?)\s*(?:<[^>]*>)?`', r'\1', para)          # our links to API entries
+    text = ' '.join(re.sub(r'\[([^\]]*)\]\([^)]*\)|[`*]|^#+\s', lambda m: m[1] or '', para, flags=re.M).split())
+    if not text:
+        try: text = 'A figure drawn by ' + ' '.join(ast.get_source_segment(code, ast.parse(code).body[-1]).split()).rstrip(';')
+        except (SyntaxError, IndexError): text = 'A figure'   # IPython magics
+    sents = re.split(r'(?<=[.:?!])\s+(?=[A-Z(])', text)   # a long paragraph: its last sentences, where the picture comes in
+    while len(sents) > 1 and len(' '.join(sents)) > 200: sents.pop(0)
+    text = ' '.join(sents)
+    return text if len(text) <= 200 else text[:200].rsplit(' ', 1)[0] + '…'
 
 def convert(nb, pages, p):
     "Quarto conventions -> MyST-NB: front matter -> title, `#|` options -> tags, `output: asis` -> markdown"
@@ -197,8 +204,9 @@ def convert(nb, pages, p):
         return re.sub(r'^(\s*):::+\s*\{\.callout-(\w+)[^}]*\}\s*$', r'\1:::{\2}', s, flags=re.M)
     static_widgets(nb)
     head, tail = module_header(p)
-    cells = []
+    cells, intro = [], ''
     for c in nb.cells:
+        if c.cell_type == 'markdown' and not c.get('has_sd'): intro = c.source   # (an API entry is no introduction)
         if c.cell_type == 'raw' and c.source.startswith('---'):
             fm = yaml.safe_load(c.source.strip().strip('-'))
             cells.append(mk_cell(f"# {fm['title']}" + (f"\n\n{{.lead}}\n{md(fm['description'])}" if fm.get('description') else ''), 'markdown'))
@@ -215,7 +223,7 @@ def convert(nb, pages, p):
             continue
         tags = [t for k, v, t in [('echo', 'false', 'remove-input'), ('output', 'false', 'remove-output'), ('code-fold', 'true', 'hide-input')] if opts.get(k) == v]
         c.source, c.metadata = '\n'.join(lines), ({'tags': tags} if tags else {})
-        if any(k.startswith('image/') for o in c.outputs for k in o.get('data', {})): c.metadata['mystnb'] = {'image': {'alt': alt_text(c.source, opts)}}
+        if any(k.startswith('image/') for o in c.outputs for k in o.get('data', {})): c.metadata['mystnb'] = {'image': {'alt': alt_text(c.source, opts, intro)}}
         cells.append(c)
     nb.cells = cells + tail
     nb.metadata = {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'},
