@@ -8,8 +8,9 @@ Notebooks are not run: pages show the outputs committed with them. API entries a
 `py:class`, ...) rendered from the package's source where nbdev would put `show_doc`, so the index, the module
 index, search and `objects.inv` list them. What is a page, an entry or a link is decided in `docs/rules.py`.
 """
-import html, importlib, inspect, json, re, shutil, sys, tempfile, time
+import ast, html, importlib, inspect, json, os, re, shutil, sys, tempfile, time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # the clone this file sits in, whatever miniai is installed
 import yaml
 from execnb.nbio import read_nb, write_nb, mk_cell as _mk_cell
 from fastcore.basics import AttrDict
@@ -123,12 +124,13 @@ class Procs(nbp.FilterDefaults):
 ## Pages
 
 def include_readme(nb):
-    """Quarto's `{{< include ../README.md >}}`, done here: the README's title and `>` line become the page's front matter,
-    its introduction follows, then the index notebook's own cells (a first look), then the README's sections"""
+    """Quarto's `{{< include ../README.md >}}`, done here with the README's part for learners: its title and `>` line
+    become the page's front matter, its introduction follows, then the index notebook's own cells (a first look), then
+    the README's sections"""
     for i, c in enumerate(nb.cells):
-        m = c.cell_type == 'markdown' and re.search(r'\{\{<\s*include\s+(\S+)\s*>\}\}', c.source)
+        m = c.cell_type == 'markdown' and re.search(r'\{\{<\s*include\s+\S*README\.md\s*>\}\}', c.source)
         if not m: continue
-        text = (cfg.nbs_path/m[1]).read_text(encoding='utf-8')
+        text = rules.home_readme()
         text = re.sub(r'\]\((?!\w+:|#)([^)\s]+)\)', lambda l: f"]({_readme_link(l[1])})", text)
         head, intro, rest = re.match(r'\s*(#\s[^\n]*\n(?:\s*\n)*(?:>[^\n]*\n)?)(.*?)(^##\s.*|)\Z', text, re.S | re.M).groups()
         before, after = c.source.split(m[0], 1)
@@ -179,6 +181,21 @@ def static_widgets(nb):
         c.outputs = [o for o in c.outputs if o not in ws] + [AttrDict(output_type='display_data', metadata={}, data={'text/html': body})]
 
 _directive = re.compile(r'^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
+def alt_text(code, opts, intro):
+    """A plot's alternative text: the cell's `#| fig-alt:` line (Quarto's option), else the last paragraph of the text
+    that introduces it, else the statement that drew it"""
+    if opts.get('fig-alt'): return opts['fig-alt']
+    para = re.split(r'\n\s*\n', intro.strip())[-1] if intro.strip() else ''
+    para = re.sub(r'\{py:\w+\}`([^`<]*?)\s*(?:<[^>]*>)?`', r'\1', para)          # our links to API entries
+    text = ' '.join(re.sub(r'\[([^\]]*)\]\([^)]*\)|[`*]|^#+\s', lambda m: m[1] or '', para, flags=re.M).split())
+    if not text:
+        try: text = 'A figure drawn by ' + ' '.join(ast.get_source_segment(code, ast.parse(code).body[-1]).split()).rstrip(';')
+        except (SyntaxError, IndexError): text = 'A figure'   # IPython magics
+    sents = re.split(r'(?<=[.:?!])\s+(?=[A-Z(])', text)   # a long paragraph: its last sentences, where the picture comes in
+    while len(sents) > 1 and len(' '.join(sents)) > 200: sents.pop(0)
+    text = ' '.join(sents)
+    return text if len(text) <= 200 else text[:200].rsplit(' ', 1)[0] + '…'
+
 def convert(nb, pages, p):
     "Quarto conventions -> MyST-NB: front matter -> title, `#|` options -> tags, `output: asis` -> markdown"
     def md(s):
@@ -187,8 +204,9 @@ def convert(nb, pages, p):
         return re.sub(r'^(\s*):::+\s*\{\.callout-(\w+)[^}]*\}\s*$', r'\1:::{\2}', s, flags=re.M)
     static_widgets(nb)
     head, tail = module_header(p)
-    cells = []
+    cells, intro = [], ''
     for c in nb.cells:
+        if c.cell_type == 'markdown' and not c.get('has_sd'): intro = c.source   # (an API entry is no introduction)
         if c.cell_type == 'raw' and c.source.startswith('---'):
             fm = yaml.safe_load(c.source.strip().strip('-'))
             cells.append(mk_cell(f"# {fm['title']}" + (f"\n\n{{.lead}}\n{md(fm['description'])}" if fm.get('description') else ''), 'markdown'))
@@ -198,13 +216,14 @@ def convert(nb, pages, p):
         if c.cell_type == 'markdown': c.source = md(c.source)
         if c.cell_type != 'code': cells.append(c); continue
         lines, opts = c.source.splitlines(), {}
-        while lines and (m := _directive.match(lines[0])): opts[m[1]] = m[2].lower(); lines.pop(0)
+        while lines and (m := _directive.match(lines[0])): opts[m[1]] = m[2] if m[1] == 'fig-alt' else m[2].lower(); lines.pop(0)
         if opts.get('include') == 'false': continue
         if opts.get('output') == 'asis':
             cells += [mk_cell(md(''.join(o['data']['text/markdown'])), 'markdown') for o in c.outputs if 'text/markdown' in o.get('data', {})]
             continue
         tags = [t for k, v, t in [('echo', 'false', 'remove-input'), ('output', 'false', 'remove-output'), ('code-fold', 'true', 'hide-input')] if opts.get(k) == v]
         c.source, c.metadata = '\n'.join(lines), ({'tags': tags} if tags else {})
+        if any(k.startswith('image/') for o in c.outputs for k in o.get('data', {})): c.metadata['mystnb'] = {'image': {'alt': alt_text(c.source, opts, intro)}}
         cells.append(c)
     nb.cells = cells + tail
     nb.metadata = {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'},
@@ -213,10 +232,12 @@ def convert(nb, pages, p):
 
 def build(out):
     from sphinx.cmd.build import build_main
+    out = Path(out).resolve()
+    os.chdir(rules.root)   # nbdev reads settings.ini from the working folder (its skip_procs among them)
     nbs = rules.notebooks()
     pages = {p.stem: rules.page(p) for p in nbs}
     toc = [('Lessons', [pages[p.stem] for p in nbs if rules.is_lesson(p)]),
-           ('Modules', [pages[p.stem] for p in nbs if rules.is_module_page(p)] + ['All modules <modindex>', 'Index <genindex>'])]
+           ('Modules', [f"{m} <{pages[p.stem]}>" for m, p in rules.module_homes()] + ['All modules <modindex>', 'Index <genindex>'])]
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp)/'src'
         src.mkdir()

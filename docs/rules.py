@@ -23,9 +23,18 @@ def is_lesson(p): return bool(re.match(r'\d+[a-z]?_', p.name)) and not is_module
 def is_module_page(p): return p.name.startswith('00_')   # a module's header, its code written in a lesson
 def page_order(p): return (p.stem != 'index', is_module_page(p), p.name)
 def notebooks():
-    "The notebooks that become pages: the index (it includes README.md), the lessons by number, then module pages"
+    "The notebooks that become pages: the index (it includes the README's part for learners), the lessons by number, then module pages"
     return sorted((p.resolve() for p in nbs.glob('*.ipynb') if not p.name.startswith(('_', '.'))), key=page_order)
 def page(p): return re.sub(r'^\d+[a-zA-Z0-9]*_', '', Path(p).stem.lower())   # nbdev's page name: 04_minibatch_training -> minibatch_training
+
+HOME_ENDS = "<!-- the docs site's home page ends here"
+def home_readme():
+    "The README's part for learners, which the docs site's home page includes: up to the comment that ends it"
+    return (root/'README.md').read_text(encoding='utf-8').split(HOME_ENDS)[0]
+
+def module_homes():
+    "(module, notebook) for each module, in page order: the notebook that starts it with `#| default_exp` is its page"
+    return [(m, p) for p in notebooks() if (m := default_exp(p))]
 
 def cells(p): return json.loads(Path(p).read_text(encoding='utf-8'))['cells']
 def src(c): return ''.join(c['source']) if isinstance(c['source'], list) else c['source']

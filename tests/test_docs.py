@@ -41,7 +41,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp('docs')/'site'
-    res = subprocess.run([sys.executable, root/'docs'/'build.py', out], cwd=root, capture_output=True, text=True, timeout=600)
+    decoy = tmp_path_factory.mktemp('decoy')   # another miniai first on the path: the build documents its own clone
+    (decoy/'miniai').mkdir()
+    (decoy/'miniai'/'__init__.py').write_text("raise ImportError('the docs build imported a miniai other than the clone it builds')")
+    env = os.environ | {'PYTHONPATH': os.pathsep.join([str(decoy), *filter(None, [os.environ.get('PYTHONPATH')])])}
+    res = subprocess.run([sys.executable, root/'docs'/'build.py', out], cwd=decoy, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, f"python docs/build.py failed (Sphinx warnings count as errors):\n{res.stdout[-3000:]}\n{res.stderr[-8000:]}"
     return out
 
@@ -115,9 +119,25 @@ def _headings(text): return [re.sub(r'`', '', h) for h in re.findall(r'^##\s+(.+
 def test_home_first_look_before_readme_sections(page_):
     "The index notebook's own sections (a first look) follow the README's introduction, before its sections"
     own = _headings('\n'.join(src(c) for c in cells(cfg.nbs_path/'index.ipynb') if c['cell_type'] == 'markdown' and '{{<' not in src(c)))
-    readme = _headings((root/'README.md').read_text(encoding='utf-8'))
+    readme = _headings(rules.home_readme())
     if not own: pytest.skip("the index notebook has no sections of its own")
     assert h2s(visit(page_, 'index.html')) == own + readme
+
+def test_home_is_for_learners(page_):
+    "The home page shows the README up to the comment that ends the learner's part: no developer material"
+    readme = (root/'README.md').read_text(encoding='utf-8')
+    assert rules.HOME_ENDS in readme and _headings(readme.split(rules.HOME_ENDS)[1]), "the README marks where the learner's part ends"
+    text = visit(page_, 'index.html').locator('article').inner_text()
+    assert not [h for h in _headings(readme.split(rules.HOME_ENDS)[1]) if h in h2s(page_)]
+    assert not [w for w in ('nbdev_export', 'localhost', 'pytest', 'assert ') if w in text], text
+
+def test_sidebar_names_every_module(page_):
+    "The sidebar's Modules list names each module and opens its page (the notebook that starts it)"
+    visit(page_, 'index.html')
+    listed = page_.locator('nav.bd-docs-nav p.caption:has-text("Modules") + ul a').evaluate_all("as => as.map(a => [a.innerText.trim(), a.getAttribute('href')])")
+    want = [[m, html(p)] for m, p in rules.module_homes()]
+    assert [l for l in listed if l[0].startswith(f"{cfg.lib_name}.")] == want
+    assert sorted(m for m, _ in want) == sorted(mod.__name__ for mod in rules.modules())
 
 @pytest.mark.parametrize('nb', notebooks, ids=lambda p: p.name)
 def test_page(page_, nb, capsys):
@@ -141,6 +161,18 @@ def test_plots_load(page_):
         visit(page_, html(p))
         widths = page_.locator('article .cell_output img').evaluate_all("is => is.map(i => i.complete ? i.naturalWidth : 0)")
         assert widths and all(widths), f"{html(p)}: plot images {widths}"
+
+def _fig_alt(c): return (m := re.search(r'^#\|\s*fig-alt:\s*(.+?)\s*$', src(c), re.M)) and m[1]
+
+def test_plots_have_alt_texts(page_):
+    "Each plot's alternative text is the cell's `#| fig-alt:` line, else the words that introduce it: never a file's hash"
+    for p in with_plots:
+        visit(page_, html(p))
+        alts = page_.locator('article .cell_output img').evaluate_all("is => is.map(i => i.getAttribute('alt'))")
+        want = [_fig_alt(c) for c in cells(p) if _shown(c) for o in c['outputs'] if 'image/png' in o.get('data', {})]
+        assert len(alts) == len(want), (alts, want)
+        for a, w in zip(alts, want):
+            assert a == w if w else a and not re.search(r'[0-9a-f]{32}|\.png|\{py:', a), f"{html(p)}: alt {a!r}"
 
 @pytest.mark.parametrize('nb', lessons, ids=lambda p: p.name)
 def test_lesson_opens_in_colab_and_kaggle(page_, nb):

@@ -4,28 +4,29 @@ nbdev's own runner (`nbdev_test`) skips them: they wait for a person (a debugger
 
 Lesson 04 starts worker processes. It also runs as it does on macOS and Windows (workers *spawned*) and on Linux
 from Python 3.14 (*forkserver*), and must print the same training results as with the default start method."""
-import multiprocessing, os, re
+import json, multiprocessing, os, re
 from pathlib import Path
-import nbformat, pytest
-from nbclient import NotebookClient
+import pytest
 
 nbs = Path(__file__).resolve().parent.parent/'nbs'
 pytestmark = pytest.mark.slow
 CELL_TIMEOUT = 600   # seconds any one cell may take: a hung cell fails the test instead of the whole run
 
-def needs(nb):
+def needs(p):
     "The datasets a notebook reads, found in its code: lesson 04's pickle, lesson 05's Hugging Face dataset"
-    src = '\n'.join(c.source for c in nb.cells if c.cell_type == 'code')
+    src = '\n'.join(''.join(c['source']) for c in json.loads(p.read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'code')
     return [name for name,pat in (('mnist', r'mnist\.pkl\.gz'), ('fashion_mnist', r'fashion_mnist')) if re.search(pat, src)]
 
 def param(p, *args):
-    d = needs(nbformat.read(p, as_version=4))
+    d = needs(p)
     return pytest.param(p.name, *args, marks=[pytest.mark.data(*d)] if d else [], id='-'.join([p.name, *args]))
 
 def skipped(c): return c.cell_type == 'code' and re.match(r'#\|\s*eval:\s*false\s*$', c.source.split('\n')[0])
 
 def run(name, start_method=None, timeout=CELL_TIMEOUT):
     "Execute the notebook `name` in a fresh kernel, first setting `start_method` if given; return it, outputs and all"
+    import nbformat   # here, not at the top: the quick selection collects this file without running it
+    from nbclient import NotebookClient
     nb = nbformat.read(nbs/name, as_version=4)
     nb.cells = [c for c in nb.cells if not skipped(c)]
     if start_method: nb.cells.insert(0, nbformat.v4.new_code_cell(
