@@ -88,17 +88,21 @@ def _metric(k, m):
         + (f": pass {m.__name__}()" if isinstance(m, type) else ''))
     return m if hasattr(m, 'compute') else Metric(m)
 
+def _metrics(ms, metrics):
+    "The metrics by name: `ms` by their own (a function's, or an object's class), then `metrics`."
+    names = [getattr(m, '__name__', type(m).__name__) for m in ms] + list(metrics)
+    if 'loss' in names or len(set(names))<len(names): raise ValueError(
+        f"metric names should be unique and none 'loss' (MetricsCB adds it), but got {names}: name one by keyword")
+    return {k: _metric(k, m) for k,m in zip(names, [*ms, *metrics.values()])}
+
 class MetricsCB(Callback):
     "The loss and `metrics` over each epoch, training and validation: handed to `_log` and kept in `log`."
     def __init__(self,
                  *ms, # Metrics named after themselves: a function by its name, an object by its class
                  **metrics): # Metrics by name: objects with `reset`, `update`, `compute`, or functions `f(preds, *targs)`
-        names = [getattr(m, '__name__', type(m).__name__) for m in ms] + list(metrics)
-        if 'loss' in names or len(set(names))<len(names): raise ValueError(
-            f"metric names should be unique and none 'loss' (MetricsCB adds it), but got {names}: name one by keyword")
-        self.metrics = {k: _metric(k, m) for k,m in zip(names, [*ms, *metrics.values()])}
-        self.all_metrics = {'loss': Metric(), **self.metrics}
-        self.loss,self.log = self.all_metrics['loss'],[]
+        self.metrics = _metrics(ms, metrics)
+        self.loss,self.log = Metric(),[]
+        self.all_metrics = {'loss': self.loss, **self.metrics}
 
     def before_fit(self, learn): learn.metrics,self.log = self,[]
     def before_epoch(self, learn):
@@ -106,7 +110,7 @@ class MetricsCB(Callback):
         p = next(learn.model.parameters(), None)
         for m in self.all_metrics.values():
             m.reset()
-            if p is not None and callable(getattr(m, 'to', None)): m.to(p.device)   # torcheval's, where the preds are
+            if p is not None and callable(getattr(m, 'to', None)): m.to(p.device)   # torcheval's, to where the preds are
 
     def after_batch(self, learn):
         targs = learn.batch[self.n_inp:]
@@ -210,7 +214,7 @@ class Learner:
             if valid:
                 with torch.no_grad(): self.one_epoch(False)
 
-# %% ../nbs/09_learner.ipynb #ecb1b17f
+# %% ../nbs/09_learner.ipynb #57313115
 @patch
 def fit(self:Learner,
         n_epochs:int=1, # Number of epochs
@@ -383,8 +387,10 @@ class LRFinderCB(Callback):
     def cleanup_fit(self, learn):
         if 'saved' not in vars(self): return   # this fit ended before the finder's before_fit: nothing to put back
         _restore(learn, vars(self).pop('saved'))
-        if self.lrs: plt.subplots(figsize=(6, 4))[1].plot(self.lrs, self.losses)[0].axes.set(
-            xscale='log', xlabel='learning rate', ylabel='training loss')
+        if not self.lrs: return
+        _,ax = plt.subplots(figsize=(6, 4))
+        ax.plot(self.lrs, self.losses)
+        ax.set(xscale='log', xlabel='learning rate', ylabel='training loss')
 
 # %% ../nbs/09_learner.ipynb #da3ba7ea
 # Plumbing for `LRFinderCB`: what it puts back.
