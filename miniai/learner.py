@@ -8,17 +8,12 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
            'TrainLearner', 'MomentumLearner', 'LRFinderCB']
 
 # %% ../nbs/09_learner.ipynb #b22bcc38
-import math, time, traceback, warnings
+import math, time, traceback, warnings, torch, matplotlib.pyplot as plt, fastcore.all as fc, torch.nn.functional as F
 from copy import deepcopy
 from functools import partial, wraps
 from operator import attrgetter
-import torch
-import torch.nn.functional as F
-import matplotlib.pyplot as plt
-import fastcore.all as fc
 from fastcore.all import patch  # by its bare name: nbdev 2 sees `@patch`, not `@fc.patch`, and then documents Learner.lr_find
 from torch import nn, optim, Tensor
-from torch.optim.lr_scheduler import ExponentialLR
 from fastprogress import master_bar, progress_bar
 from .training import accuracy
 from .validate import check_bool, check_int, check_real
@@ -50,18 +45,19 @@ class SingleBatchCB(Callback):
 # %% ../nbs/09_learner.ipynb #bb16c13c
 class Metric:
     "Mean over items of `calc(inps, *targs)`, batch by batch, with torcheval's `reset`, `update` and `compute`."
-    def __init__(self,
-                 calc=None): # Gives a batch's value from `(inps, *targs)`; the mean of `inps` when `None`
+    def __init__(self, calc=None): # Gives a batch's value, one number, from `(inps, *targs)`; `inps` itself (a loss) when `None`
         if calc is not None: self.calc = calc
         self.reset()
     def reset(self): self.tot,self.n = 0.,0
     def calc(self, inps, *targs): return inps
     def update(self,
-               inps, # A batch: predictions, or values such as a loss
+               inps, # A batch: predictions, or a value such as a loss
                *targs, # The batch's targets, for `calc`
                weight=None): # The batch's weight: its number of items `len(inps)` when `None`, 1 for a single value
         "Add a batch's `calc(inps, *targs)`, weighted, keeping the total where the values are; returns `self`."
         v,w = self.calc(inps, *targs), weight if weight is not None else len(inps) if getattr(inps, 'ndim', 0) else 1
+        if not isinstance(v, (Tensor, int, float)) or getattr(v, 'ndim', 0): raise (ValueError if isinstance(v, Tensor) else TypeError)(
+            f"metric {getattr(self.calc, '__qualname__', self.calc)} should give one number for a batch, but got {f'shape {tuple(v.shape)}' if isinstance(v, Tensor) else repr(v)}")
         self.tot,self.n = self.tot + (v.detach().float() if isinstance(v, Tensor) else v)*w, self.n+w
         return self
     def compute(self): return self.tot/self.n if self.n else math.nan
@@ -70,9 +66,8 @@ class Accuracy(Metric):
     "Share of items predicted right, from classes or from scores (the highest along dim 1 is the guess)."
     def calc(self, inps, targs):
         if inps.ndim>1: return accuracy(inps, targs)
-        if targs.shape!=inps.shape:   # `==` would broadcast: (N,) against (N, 1) compares every pair
-            raise ValueError(f"targs should hold one class per prediction, of shape {tuple(inps.shape)}, "
-                             f"but got shape {tuple(targs.shape)}")
+        if targs.shape!=inps.shape: raise ValueError(   # `==` would broadcast: (N,) against (N, 1) compares every pair
+            f"targs should hold one class per prediction, of shape {tuple(inps.shape)}, but got shape {tuple(targs.shape)}")
         return (inps==targs).float().mean()
 
 # %% ../nbs/09_learner.ipynb #f3a90c2e
@@ -88,56 +83,51 @@ def to_cpu(x): # A tensor, or mappings, lists, tuples and dataclasses of them (a
 def _fmt(v): return f'{v:.4f}' if isinstance(v, float) else str(v)
 
 def _metric(k, m):
-    if isinstance(m, type):
-        raise TypeError(f"metric {k!r} should be a metric object, but got the class {m.__name__}: pass {m.__name__}()")
-    if all(callable(getattr(m, a, None)) for a in ('reset', 'update', 'compute')): return m
-    if callable(m): return Metric(m)
-    raise TypeError(f"metric {k!r} should be an object with reset, update and compute, "
-                    f"or a function f(preds, *targs), but got {m!r}")
+    if isinstance(m, type) or not callable(getattr(m, 'compute', m)): raise TypeError(
+        f"metric {k!r} should be an object with reset, update and compute, or a function f(preds, *targs), but got {m!r}"
+        + (f": pass {m.__name__}()" if isinstance(m, type) else ''))
+    return m if hasattr(m, 'compute') else Metric(m)
+
+def _metrics(ms, metrics):
+    "The metrics by name: `ms` by their own (a function's, or an object's class), then `metrics`."
+    names = [getattr(m, '__name__', type(m).__name__) for m in ms] + list(metrics)
+    if 'loss' in names or len(set(names))<len(names): raise ValueError(
+        f"metric names should be unique and none 'loss' (MetricsCB adds it), but got {names}: name one by keyword")
+    return {k: _metric(k, m) for k,m in zip(names, [*ms, *metrics.values()])}
 
 class MetricsCB(Callback):
     "The loss and `metrics` over each epoch, training and validation: handed to `_log` and kept in `log`."
     def __init__(self,
                  *ms, # Metrics named after themselves: a function by its name, an object by its class
                  **metrics): # Metrics by name: objects with `reset`, `update`, `compute`, or functions `f(preds, *targs)`
-        names = [getattr(m, '__name__', type(m).__name__) for m in ms] + list(metrics)
-        dup = next((k for k in names if names.count(k)>1), None)
-        if dup: raise ValueError(f"metric names should be unique, but got {dup!r} twice: name one by keyword")
-        if 'loss' in names: raise ValueError("no metric should be named 'loss': MetricsCB adds the loss itself")
-        self.metrics = {k: _metric(k, m) for k,m in zip(names, [*ms, *metrics.values()])}
-        self.loss = Metric()
+        self.metrics = _metrics(ms, metrics)
+        self.loss,self.log = Metric(),[]
         self.all_metrics = {'loss': self.loss, **self.metrics}
-        self.log = []
 
     def before_fit(self, learn): learn.metrics,self.log = self,[]
-
     def before_epoch(self, learn):
+        self.n_inp = next((cb.n_inp for cb in learn.cbs if hasattr(cb, 'n_inp')), 1)   # the targets come after the inputs
         p = next(learn.model.parameters(), None)
         for m in self.all_metrics.values():
             m.reset()
-            if p is not None and callable(getattr(m, 'to', None)): m.to(p.device)
+            if p is not None and callable(getattr(m, 'to', None)): m.to(p.device)   # torcheval's, to where the preds are
 
     def after_batch(self, learn):
-        n_inp = next((cb.n_inp for cb in learn.cbs if hasattr(cb, 'predict') and hasattr(cb, 'n_inp')), 1)
-        targs = learn.batch[n_inp:]
+        targs = learn.batch[self.n_inp:]
         for m in self.metrics.values(): m.update(learn.preds, *targs)
         self.loss.update(learn.loss, weight=len(targs[0] if targs else learn.preds))
 
     def after_epoch(self, learn):
-        log = dict(epoch=learn.epoch, train='train' if learn.model.training else 'eval')
-        log.update({k: float(m.compute()) for k,m in self.all_metrics.items()})
-        self.log.append(log)
-        self._log(log)
-
+        log = {k: float(m.compute()) for k,m in self.all_metrics.items()}
+        self.log.append(dict(epoch=learn.epoch, train='train' if learn.model.training else 'eval', **log))
+        self._log(self.log[-1])
     def _log(self, d): print(', '.join(f'{k}: {_fmt(v)}' for k,v in d.items()))
 
 # %% ../nbs/09_learner.ipynb #2a08da8f
 class DeviceCB(Callback):
     "Move the model (if it has `to`) to `device` before the fit, and each batch before the other callbacks see it."
     order = -1
-    def __init__(self,
-                 device=None): # Where to train: 'cpu', 'cuda', ...; `None` for `def_device`, the GPU if there is one, else the CPU
-        fc.store_attr()
+    def __init__(self, device=None): self.device = device # Where to train: 'cpu', 'cuda', ...; `None`: `def_device` when the fit runs
     def before_fit(self, learn):
         if hasattr(learn.model, 'to'): learn.model.to(def_device if self.device is None else self.device)
     def before_batch(self, learn): learn.batch = to_device(learn.batch, device=self.device)
@@ -147,47 +137,38 @@ _cancels = dict(fit=CancelFitException, epoch=CancelEpochException, batch=Cancel
 
 class with_cbs:
     "Decorator: wrap a method in the events `before_{nm}`, `after_{nm}` and `cleanup_{nm}`, catching its cancel exception."
-    def __init__(self,
-                 nm:str): # The stage: 'fit', 'epoch' or 'batch'
+    def __init__(self, nm:str): # The stage: 'fit', 'epoch' or 'batch'
         if nm not in _cancels: raise ValueError(f"nm should be 'fit', 'epoch' or 'batch', but got nm={nm!r}")
         self.nm = nm
     def __call__(self, f):
         @wraps(f)
         def _f(o, *args, **kwargs):
+            err = None
             try:
                 o.callback(f'before_{self.nm}')
                 f(o, *args, **kwargs)
                 o.callback(f'after_{self.nm}')
             except _cancels[self.nm]: pass
-            except BaseException as e:
-                _cleanup(o, self.nm, e)
-                raise
-            _cleanup(o, self.nm)
+            except BaseException as e: err = e; raise
+            finally: _cleanup(o, self.nm, err)
         return _f
 
 # %% ../nbs/09_learner.ipynb #cc0acfd0
-# Plumbing for `with_cbs`: every cleanup runs, and the first real error is the one you see.
-def _also(e, cb, nm, err):
-    "Report on `e`, the error going on up, that `cb`'s `nm` raised `err` too: as a note, or a warning before Python 3.11."
-    msg = f"Then {type(cb).__name__}.{nm} raised too:\n" + ''.join(traceback.format_exception(err)).rstrip()
-    if hasattr(e, 'add_note'): e.add_note(msg)
-    else: warnings.warn(msg, RuntimeWarning)
-
-def _cleanup(o, nm, exc=None):
-    "Run `cleanup_{nm}` on each of `o.cbs`, whatever raises; `exc` is the stage's own error, if it failed."
-    nm, errs = f'cleanup_{nm}', []
+def _cleanup(o, nm, err):
+    "Run every `cleanup_{nm}`, whatever raises. Up goes a Ctrl-C, else `err` (the stage's error, unless a cancel), else the first; the rest as notes."
+    errs = []
     for cb in sorted(o.cbs, key=attrgetter('order')):
-        try: run_cbs([cb], nm, o)
-        except Exception as err: errs.append((cb, err))
+        try: getattr(cb, f'cleanup_{nm}', id)(o)
+        except BaseException as e: errs.append((cb, e))
     if not errs: return
-    real = exc is not None and not isinstance(exc, tuple(_cancels.values()))
-    first = exc if real else errs.pop(0)[1]
-    for cb,err in errs: _also(first, cb, nm, err)
-    if not real: raise first
+    real = err is not None and not isinstance(err, tuple(_cancels.values()))
+    top = next((e for _,e in errs if not isinstance(e, Exception)), err if real else errs[0][1])
+    for cb,e in errs:
+        msg = f"Then {type(cb).__name__}.cleanup_{nm} raised too:\n" + ''.join(traceback.format_exception(e)).rstrip()
+        if e is not top: top.add_note(msg) if hasattr(top, 'add_note') else warnings.warn(msg, RuntimeWarning)   # before Python 3.11: warnings
+    if top is not err: raise top
 
 # %% ../nbs/09_learner.ipynb #9ac94122
-_steps = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
-
 class Learner:
     "Trains `model` on `dls` with the loop written once: each step is an event, handled by the callbacks `cbs`."
     def __init__(self,
@@ -198,9 +179,11 @@ class Learner:
                  cbs=None, # Callbacks for every fit: `None`, one, or any iterable of them
                  opt_func=optim.SGD): # Builds the optimizer, `opt_func(params, lr)`, at each fit; `None` for none
         if lr is not None: check_real('lr', lr, gt=0)
-        cbs = _cbs(cbs)
+        cbs,self._fns = _cbs(cbs),None
         fc.store_attr()
-
+    def __getattr__(self, nm):   # the training steps are events, unless a subclass defines them
+        if nm in _steps: return partial(self.callback, nm)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {nm!r}")
     @with_cbs('batch')
     def _one_batch(self):
         self.predict()
@@ -213,13 +196,12 @@ class Learner:
             self.step()
             self.callback('after_step')
             self.zero_grad()
-
     @with_cbs('epoch')
     def _one_epoch(self):
+        self.iter = None
         for self.iter,self.batch in enumerate(self.dl): self._one_batch()
-
-    def one_epoch(self,
-                  training:bool): # Train on `dls.train`, or evaluate on `dls.valid`
+        if self.iter is None: _no_batches(self.training)
+    def one_epoch(self, training:bool): # Train on `dls.train`, or evaluate on `dls.valid`
         "Run one epoch over the training or the validation loader, with the model in the matching mode."
         self.model.train(training)
         self.dl = self.dls.train if training else self.dls.valid
@@ -232,79 +214,86 @@ class Learner:
             if valid:
                 with torch.no_grad(): self.one_epoch(False)
 
-    def fit(self,
-            n_epochs:int=1, # Number of epochs
-            train:bool=True, # Train in each epoch
-            valid:bool=True, # Evaluate on `dls.valid` in each epoch, without gradients
-            cbs=None, # Extra callbacks for this fit only: `None`, one, or any iterable of them
-            lr:float=None): # Learning rate for this fit; the learner's `lr` when `None`
-        "Run `n_epochs` epochs, each training on `dls.train` and then evaluating on `dls.valid`, every step an event."
-        cbs = _cbs(cbs, have=self.cbs)
-        if lr is None: lr = self.lr
-        _check_fit(self, n_epochs, train, valid, cbs, lr)
-        for cb in cbs: self.cbs.append(cb)
-        try:
-            self.n_epochs,self.epochs = n_epochs,range(n_epochs)
-            if self.opt_func and lr is not None: self.opt = self.opt_func(self.model.parameters(), lr)
-            self._fit(train, valid)
-        except tuple(_cancels.values()) as e: raise RuntimeError(_escaped(e)) from e
-        finally:
-            for cb in cbs: self.cbs.remove(cb)
+# %% ../nbs/09_learner.ipynb #57313115
+@patch
+def fit(self:Learner,
+        n_epochs:int=1, # Number of epochs
+        train:bool=True, # Train in each epoch
+        valid:bool=True, # Evaluate on `dls.valid` in each epoch, without gradients
+        cbs=None, # Extra callbacks for this fit only: `None`, one, or any iterable of them
+        lr:float=None): # Learning rate for this fit; the learner's `lr` when `None`
+    "Run `n_epochs` epochs, each training on `dls.train` and then evaluating on `dls.valid`, every step an event."
+    cbs,lr = _cbs(cbs, have=self.cbs),self.lr if lr is None else lr
+    _check_fit(self, n_epochs, train, valid, cbs, lr)
+    for cb in cbs: self.cbs.append(cb)
+    fns,self._fns = self._fns,{}   # each event's methods, sorted once per fit
+    try:
+        self.n_epochs,self.epochs = n_epochs,range(n_epochs)
+        if self.opt_func and lr is not None: self.opt = self.opt_func(self.model.parameters(), lr)
+        self._fit(train, valid)
+    except tuple(_cancels.values()) as e:   # raised where there was nothing of its level to cancel
+        nm = next(k for k,c in _cancels.items() if isinstance(e, c))
+        raise RuntimeError(f"{type(e).__name__} was raised where there was no {nm} to cancel: raise it from an event between "
+                           f"before_{nm} and after_{nm} (or deeper), not from a cleanup_* event or an event of a stage above") from e
+    finally:
+        for cb in cbs: self.cbs.remove(cb)
+        self._fns = fns
 
-    def __getattr__(self, nm):
-        if nm in _steps: return partial(self.callback, nm)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {nm!r}")
+@patch
+def callback(self:Learner, method_nm:str): # The event, such as 'after_batch'
+    "Run the event `method_nm` through the callbacks, lowest `order` first, passing them the learner."
+    if self._fns is None: return run_cbs(self.cbs, method_nm, self)
+    if method_nm not in self._fns: self._fns[method_nm] = [getattr(cb, method_nm) for cb in sorted(self.cbs, key=attrgetter('order'))
+                                                           if hasattr(cb, method_nm)]
+    for f in self._fns[method_nm]: f(self)
 
-    def callback(self,
-                 method_nm:str): # The event, such as 'after_batch'
-        "Run the event `method_nm` through the callbacks, passing them the learner."
-        run_cbs(self.cbs, method_nm, self)
-
-    @property
-    def training(self)->bool: # Whether the model is in training mode
-        "Whether the current epoch trains (rather than validates)."
-        return self.model.training
+@patch(as_prop=True)
+def training(self:Learner)->bool: # Whether the model is in training mode
+    "Whether the current epoch trains (rather than validates)."
+    return self.model.training
 
 # %% ../nbs/09_learner.ipynb #87c2dff9
-# Plumbing for `Learner`: its callbacks, each once; its checks; what to say about a cancel exception that got out.
+# Plumbing for `Learner`: its callbacks, each once; its checks; what to say about a cancel exception that got out, or an empty epoch.
+_steps = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
+
 def _cbs(cbs, have=()):
-    "`cbs` as an `L` of callback instances, each once and none of those in `have`; a callback is anything with an `order`."
+    "`cbs` as an `L` of callbacks (anything with an `order`), each once, none of those in `have`; a callback that iterates is one."
     res = fc.L()
     for cb in fc.L([cbs] if hasattr(cbs, 'order') else cbs):
-        if isinstance(cb, type):
-            raise TypeError(f"cbs should hold callback instances, but got the class {cb.__name__}: pass {cb.__name__}()")
-        if not hasattr(cb, 'order'):
-            raise TypeError(f"cbs should hold callbacks (objects with an `order`, such as Callback instances), but got {cb!r}")
-        if not any(cb is o for o in [*have, *res]): res.append(cb)
+        if isinstance(cb, type) or not hasattr(cb, 'order'): raise TypeError("cbs should hold callbacks (objects with an `order`, "
+            f"such as TrainCB()), but got {f'the class {cb.__name__}: pass {cb.__name__}()' if isinstance(cb, type) else repr(cb)}")
+        if all(cb is not o for o in [*have, *res]): res.append(cb)
     return res
 
 def _check_fit(learn, n_epochs, train, valid, cbs, lr):
-    "Fail before any work on bad arguments, missing loaders, or nothing to do the training steps of the stages asked for."
+    "Fail before any work on bad arguments, or nothing to do the training steps of the stages asked for."
     check_int('n_epochs', n_epochs, lo=0)
-    for k,use in (('train', train), ('valid', valid)):
-        check_bool(k, use)
-        if use and not hasattr(learn.dls, k): raise TypeError(f"dls should have a `{k}` loader, but got {learn.dls!r}")
+    for k,v in dict(train=train, valid=valid).items(): check_bool(k, v)
     if lr is not None: check_real('lr', lr, gt=0)
-    elif train and learn.opt_func: raise ValueError("lr should be a positive number, but got lr=None: give one to fit or to the Learner")
-    steps = _steps if train else _steps[:2] if valid else ()
-    missing = [s for s in steps if not hasattr(type(learn), s) and not any(hasattr(cb, s) for cb in [*learn.cbs, *cbs])]
+    elif train and learn.opt_func: raise ValueError("fit needs a learning rate for opt_func, but got lr=None from fit and the Learner")
+    missing = [s for s in (_steps if train else _steps[:2] if valid else ())
+               if not hasattr(type(learn), s) and not any(hasattr(cb, s) for cb in [*learn.cbs, *cbs])]
     if missing: raise ValueError(f"nothing does the training steps {', '.join(missing)}: pass a callback with them, "
                                  "such as TrainCB(), or use a learner with them, such as TrainLearner")
 
-def _escaped(e):
-    "What to say about the cancel exception `e` when it gets out of `fit`: it was raised where it had nothing to cancel."
-    nm = next(k for k,c in _cancels.items() if isinstance(e, c))
-    return (f"{type(e).__name__} was raised where there was no {nm} to cancel: raise it from an event between before_{nm} "
-            f"and after_{nm} (or deeper), not from a cleanup_* event or an event of a stage above the {nm}")
+def _no_batches(training):
+    "An epoch without a batch: an error when training, which would learn nothing; a warning when validating."
+    if training: raise ValueError("dls.train gave no batches in this epoch: it should give them in every epoch (a generator gives them once: pass a list or a DataLoader)")
+    warnings.warn("dls.valid gave no batches in this epoch: the validation loss and metrics are nan", RuntimeWarning)
 
 # %% ../nbs/09_learner.ipynb #31732040
+def _xy(b):
+    "`b`, a batch the training steps can take: a tuple or a list, inputs first, then targets."
+    if isinstance(b, dict): raise TypeError(f"a batch should be a tuple (inputs, then targets), such as (x, y), but got a dict with "
+        f"keys {list(b)}: give the DataLoader collate_fn=collate_dict(ds) (from miniai.datasets), which makes that tuple")
+    return b
+
 class TrainCB(Callback):
     "Training steps as callbacks: `model(*inputs)`, `loss_func(preds, *targets)`, backward, step, zero_grad."
-    def __init__(self,
-                 n_inp:int=1): # How many of a batch's items (from the first) the model takes; the rest are targets
+    def __init__(self, n_inp:int=1): # How many of a batch's items (from the first) the model takes; the rest are targets
         check_int('n_inp', n_inp)
-        fc.store_attr()
-    def predict(self, learn): learn.preds = learn.model(*learn.batch[:self.n_inp])
+        self.n_inp = n_inp
+    def predict(self, learn): learn.preds = learn.model(*_xy(learn.batch)[:self.n_inp])
     def get_loss(self, learn): learn.loss = learn.loss_func(learn.preds, *learn.batch[self.n_inp:])
     def backward(self, learn): learn.loss.backward()
     def step(self, learn): learn.opt.step()
@@ -315,9 +304,7 @@ class ProgressCB(Callback):
     "Progress bars over epochs and batches, the metrics table, and with `plot=True` a live plot of the losses."
     order = MetricsCB.order+1
     refresh = 1. # Seconds between redraws of the plot and of the loss shown beside the bar
-    def __init__(self,
-                 plot:bool=False): # Plot the training and validation losses as they come
-        fc.store_attr()
+    def __init__(self, plot:bool=False): self.plot = plot # Plot the training and validation losses as they come
 
     def before_fit(self, learn):
         learn.epochs = self.mbar = master_bar(learn.epochs)
@@ -330,29 +317,23 @@ class ProgressCB(Callback):
         self.mbar.write([_fmt(v) for v in d.values()], table=True)
 
     def before_epoch(self, learn): learn.dl = progress_bar(learn.dl, leave=False, parent=self.mbar)
-
-    def _update(self, learn):
-        "Bring the new losses to the CPU, show the latest beside the bar, and redraw the plot."
-        if self._new: self.losses += torch.stack(self._new).tolist()
-        self._new = []
-        if self.losses: learn.dl.comment = f'{self.losses[-1]:.3f}'
-        if self.plot:
-            nb = len(learn.dls.train)
-            val = [[nb*(i+1) for i in range(len(self.val_losses))], self.val_losses]
-            self.mbar.update_graph([[range(len(self.losses)), self.losses], val])
-        self._next = time.perf_counter()+self.refresh
-
     def after_batch(self, learn):
-        if learn.model.training: self._new.append(learn.loss.detach())
+        if learn.training: self._new.append(learn.loss.detach())   # kept on the device: no wait for it here
         if time.perf_counter()>self._next: self._update(learn)
 
     def after_epoch(self, learn):
-        if not learn.model.training and hasattr(learn, 'metrics'):
-            self.val_losses.append(learn.metrics.log[-1]['loss'])
+        if not learn.training and hasattr(learn, 'metrics'): self.val_losses.append(learn.metrics.log[-1]['loss'])
         self._update(learn)
 
-    def after_fit(self, learn): self.done = True
+    def _update(self, learn):
+        "Bring the new losses to the CPU, show the latest beside the bar, redraw the plot (the validation losses from two on)."
+        if self._new: self.losses += torch.stack(self._new).tolist()
+        self._new,self._next = [],time.perf_counter()+self.refresh
+        if self.losses: learn.dl.comment = f'{self.losses[-1]:.3f}'
+        val = [[len(learn.dls.train)*(i+1) for i in range(len(self.val_losses))], self.val_losses]
+        if self.plot: self.mbar.update_graph([[range(len(self.losses)), self.losses], val][:1+(len(self.val_losses)>1)])
 
+    def after_fit(self, learn): self.done = True
     def cleanup_fit(self, learn):
         done = vars(self).pop('done', None)
         if done is None: return   # this fit ended before ProgressCB's before_fit: nothing to close
@@ -363,7 +344,7 @@ class ProgressCB(Callback):
 # %% ../nbs/09_learner.ipynb #2e9b7c14
 class TrainLearner(Learner):
     "A `Learner` that does the five training steps itself, for batches `(x, y)`: no `TrainCB` needed."
-    def predict(self): self.preds = self.model(self.batch[0])
+    def predict(self): self.preds = self.model(_xy(self.batch)[0])
     def get_loss(self): self.loss = self.loss_func(self.preds, self.batch[1])
     def backward(self): self.loss.backward()
     def step(self): self.opt.step()
@@ -379,9 +360,8 @@ class MomentumLearner(TrainLearner):
         super().__init__(model, dls, loss_func, lr, cbs, opt_func)
 
     def zero_grad(self):
-        with torch.no_grad():
-            for p in self.model.parameters():
-                if p.grad is not None: p.grad *= self.mom
+        for p in self.model.parameters():
+            if p.grad is not None: p.grad.mul_(self.mom)
 
 # %% ../nbs/09_learner.ipynb #6ec4b841
 class LRFinderCB(Callback):
@@ -394,48 +374,38 @@ class LRFinderCB(Callback):
         fc.store_attr()
 
     def before_fit(self, learn):
-        self.lrs,self.losses,self.min = [],[],math.inf
-        self.saved = _snapshot(learn)
-        self.sched = ExponentialLR(learn.opt, self.gamma)
+        self.lrs,self.losses,self.saved = [],[],_snapshot(learn)
+        self.sched = optim.lr_scheduler.ExponentialLR(learn.opt, self.gamma)
 
     def after_batch(self, learn):
-        if not learn.model.training: raise CancelEpochException()
+        if not learn.training: raise CancelEpochException()
         self.lrs.append(learn.opt.param_groups[0]['lr'])
-        loss = learn.loss.item()
-        self.losses.append(loss)
-        self.min = min(self.min, loss)
-        if not math.isfinite(loss) or loss>self.min*self.max_mult: raise CancelFitException()
+        self.losses.append(loss := learn.loss.item())
+        if not math.isfinite(loss) or loss>min(self.losses)*self.max_mult: raise CancelFitException()
         self.sched.step()
 
     def cleanup_fit(self, learn):
         if 'saved' not in vars(self): return   # this fit ended before the finder's before_fit: nothing to put back
         _restore(learn, vars(self).pop('saved'))
-        if self.lrs: self.plot()
-
-    def plot(self)->plt.Axes: # The axes drawn on
-        "Plot the loss against the learning rate, on a log axis."
+        if not self.lrs: return
         _,ax = plt.subplots(figsize=(6, 4))
         ax.plot(self.lrs, self.losses)
         ax.set(xscale='log', xlabel='learning rate', ylabel='training loss')
-        return ax
 
 # %% ../nbs/09_learner.ipynb #da3ba7ea
 # Plumbing for `LRFinderCB`: what it puts back.
 def _snapshot(learn):
     "What a measurement must give back: weights and buffers, each layer's mode, the gradients, the optimizer's state, the RNGs."
-    m = learn.model
-    return dict(weights=deepcopy(m.state_dict()), modes=[o.training for o in m.modules()],
-                grads=[None if p.grad is None else p.grad.clone() for p in m.parameters()],
-                opt=deepcopy(learn.opt.state_dict()), rng=torch.get_rng_state(),
-                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+    m, cuda = learn.model, torch.cuda.is_available()
+    return deepcopy(dict(weights=m.state_dict(), modes=[o.training for o in m.modules()], grads=[p.grad for p in m.parameters()],
+                         opt=learn.opt.state_dict(), rng=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if cuda else None))
 
 def _restore(learn, s):
     "Put back what `_snapshot` took."
-    m = learn.model
-    m.load_state_dict(s['weights'])
-    for o,mode in zip(m.modules(), s['modes']): o.training = mode
-    for p,g in zip(m.parameters(), s['grads']): p.grad = g
+    learn.model.load_state_dict(s['weights'])
     learn.opt.load_state_dict(s['opt'])
+    for o,mode in zip(learn.model.modules(), s['modes']): o.training = mode
+    for p,g in zip(learn.model.parameters(), s['grads']): p.grad = g
     torch.set_rng_state(s['rng'])
     if s['cuda'] is not None: torch.cuda.set_rng_state_all(s['cuda'])
 
