@@ -10,7 +10,7 @@ import importlib, multiprocessing as mp, os, signal, sys, time, traceback, warni
 from functools import wraps
 from types import ModuleType, SimpleNamespace
 from typing import Callable, NamedTuple
-import torch, fastcore.all as fc
+import torch
 from .validate import check_real
 
 # %% ../nbs/00_claims.ipynb #c272c86f
@@ -24,13 +24,11 @@ class Finding(NamedTuple):
 _marks = {True: '✓', False: '✗', None: '·'}
 def _md(s): return '`'.join(p if i%2 else p.replace('<', '&lt;') for i,p in enumerate(s.split('`')))  # outside `code`
 
-class CheckResult:
+class CheckResult(NamedTuple):
     "What a check found, claim by claim; true when every claim holds. Prints as text; Jupyter shows it as a list."
-    def __init__(self,
-                 title:str, # What was checked, e.g. `check_sampler(Sampler)`
-                 findings:list, # The `Finding`s, in the order they were checked
-                 note:str=''): # A word on the whole report, e.g. how far its time limit holds
-        fc.store_attr()
+    title:str # What was checked, e.g. `check_sampler(Sampler)`
+    findings:list # The `Finding`s, in the order they were checked
+    note:str='' # A word on the whole report, e.g. how far its time limit holds
     def __bool__(self): return all(f.ok for f in self.findings)
     def _head(self): return f"{sum(f.ok is True for f in self.findings)} of {len(self.findings)} claims hold{self.note and ' ('+self.note+')'}"
     def _text(self, head, item, sub, fmt=str):
@@ -110,9 +108,8 @@ def _holds(claim, tell):
         return Finding(claim.text, False, str(f), ''.join(traceback.format_exception(f.__cause__)) if f.__cause__ else '')
     return Finding(claim.text, True)
 
-# %% ../nbs/00_claims.ipynb #f5828c57
-_late = ("still running when the check's time ran out (an endless loop, or very slow code? `timeout=` gives a check "
-         "more time)", 'the time ran out')
+# %% ../nbs/00_claims.ipynb #5574b3ae
+_late = "still running when the check's time ran out (an endless loop, or very slow code? `timeout=` gives a check more time)"
 
 def _in_child(claims, end):
     "Try `claims` in a forked child ended at `end`: what it sent, and why it stopped if it stopped early"
@@ -134,8 +131,7 @@ def _in_child(claims, end):
         r.close()
         os.kill(pid, signal.SIGKILL)  # if still running; until it is waited for, its pid can't go to another process
         code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    return msgs, why or (f"the process trying it ended ({f'killed by {signal.Signals(-code).name}' if code<0 else f'exit code {code}'})",
-                         "the check's process ended")
+    return msgs, why or f"the process trying it ended ({f'killed by {signal.Signals(-code).name}' if code<0 else f'exit code {code}'})"
 
 # %% ../nbs/00_claims.ipynb #c70b23a4
 class _Timeout(BaseException): "Raised in a claim's test still running when the check's time is up"
@@ -159,7 +155,6 @@ def _in_process(claims, end):
     return msgs, None
 
 _fork = sys.platform=='linux'
-_between = 'its time limit holds only between steps of Python here'
 
 # %% ../nbs/00_claims.ipynb #2d4ca1b2
 def run_claims(title:str, # Names the report, e.g. `check_sampler(Sampler)`
@@ -175,11 +170,9 @@ def run_claims(title:str, # Names the report, e.g. `check_sampler(Sampler)`
         torch.set_num_threads(1)
         try: msgs, why = ([], None) if skip else (_in_child if _fork else _in_process)(claims, end)
         finally: torch.set_num_threads(n)
-    findings, case = list(first), 'the first case'
-    for m in msgs:
-        if isinstance(m, str): case = m
-        else: findings.append(Finding(*m)); case = 'the first case'
-    left = claims[len(findings)-len(first):]
-    if left and not skip: findings.append(Finding(left.pop(0).text, False, f"with {case}: {why[0]}"))
-    findings += [Finding(c.text, None, f"not checked: {skip or why[1]}") for c in left]
-    return CheckResult(title, findings, '' if _fork or skip else _between)
+    findings = [*first, *(m for m in msgs if isinstance(m, Finding))]
+    left, case = claims[len(findings)-len(first):], msgs[-1] if msgs and isinstance(msgs[-1], str) else 'its first case'
+    if left and not skip: findings.append(Finding(left.pop(0).text, False, f"with {case}: {why}"))
+    why = skip or ('the time ran out' if why is _late else "the check's process ended")
+    return CheckResult(title, findings + [Finding(c.text, None, f"not checked: {why}") for c in left],
+                       '' if _fork or skip else 'its time limit holds only between steps of Python here')

@@ -62,23 +62,21 @@ def download(url:str, # Where to fetch the file from
     dest.parent.mkdir(parents=True, exist_ok=True)
     f, end = NamedTemporaryFile(dir=dest.parent, prefix=f'{dest.name}.{os.getpid()}.', suffix='.part', delete=False), time.monotonic()+timeout
     try:
-        try:
-            with f, urlopen(url, timeout=timeout) as r:
-                while chunk := r.read1(1<<16):  # what has arrived, up to 64 KB: a trickle doesn't hold it
-                    f.write(chunk)
-                    if time.monotonic()>end: raise TimeoutError
-                n, size = f.tell(), r.headers.get('Content-Length')
-        except HTTPError as e:
-            raise RuntimeError(f"Could not download {url}: the server answered {e.code} {e.reason}. Check the address.") from e
-        except URLError as e:
-            raise ConnectionError(f"Could not download {url} ({e.reason}). If you are offline, put the file at {dest} "
-                                  "yourself (copied or linked from a folder of downloaded files), or run this once online.") from e
-        except TimeoutError as e:
-            raise TimeoutError(f"The download of {url} took longer than timeout={timeout} s ({os.path.getsize(f.name):,} "
-                               "bytes so far): try again, or give it more time.") from e
+        with f, urlopen(url, timeout=timeout) as r:
+            while chunk := r.read1(1<<16):  # what has arrived, up to 64 KB: a trickle doesn't hold it
+                f.write(chunk)
+                if time.monotonic()>end: raise TimeoutError
+            n, size = f.tell(), r.headers.get('Content-Length')
         if size is not None and n!=int(size):
             raise RuntimeError(f"The download of {url} broke off after {n:,} of {int(size):,} bytes: run this again to retry.")
         _check_sums(f.name, sums, f"The file downloaded from {url}", f"It was not kept as {dest}: try again, or use another mirror.")
         os.replace(f.name, dest)
+    except HTTPError as e: raise RuntimeError(f"Could not download {url}: the server answered {e.code} {e.reason}.") from e
+    except URLError as e:
+        raise ConnectionError(f"Could not download {url} ({e.reason}). If you are offline, put the file at {dest} "
+                              "yourself (copied or linked from a folder of downloaded files), or run this once online.") from e
+    except TimeoutError as e:
+        raise TimeoutError(f"The download of {url} took longer than timeout={timeout} s ({os.path.getsize(f.name):,} "
+                           "bytes so far): try again, or give it more time.") from e
     finally: Path(f.name).unlink(missing_ok=True)
     return dest

@@ -65,5 +65,4 @@ def check_workers(num_workers:int, # How many worker processes will start; with 
                                                 f"{type(e).__name__}: {e}. {_ways_out}") from e
         if p.names and not hasattr(sys.modules['__main__'], '__file__'):  # a script's names are found: workers run it again
             raise ValueError(f"{k} ({what}) needs {', '.join(sorted(p.names))}, defined in this notebook or session (the module "
-                             f"__main__), which worker processes started by {method!r} can't import: each is a fresh Python "
-                             f"that rebuilds what it receives by importing it. {_ways_out}")
+                             f"__main__), which worker processes started by {method!r} can't import. {_ways_out}")
