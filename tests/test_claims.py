@@ -69,7 +69,7 @@ def test_a_process_that_dies_is_reported_and_the_rest_not_checked(forks):
     def exiting(c): os._exit(3)
     res = check(holds, crashing, holds)
     assert oks(res) == [True, False, None], res
-    assert re.fullmatch(r"with `x = -?\d+`: the process trying it ended \(killed by SIGSEGV\)", res.findings[1].detail)
+    assert re.fullmatch(r"with `x = -?\d+`: the process trying it ended \(killed by SIGKILL\)", res.findings[1].detail)
     assert res.findings[2].detail == "not checked: the check's process ended"
     assert check(exiting).findings[0].detail.endswith('ended (exit code 3)')
     assert all(map(reaped, forks))
