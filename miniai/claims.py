@@ -5,36 +5,32 @@
 # %% auto #0
 __all__ = ['hp', 'st', 'Finding', 'CheckResult', 'Case', 'Fail', 'expect', 'raised', 'Claim', 'composite', 'run_claims']
 
-# %% ../nbs/00_claims.ipynb #e87b2f9c
-import _thread, importlib, signal, site, sys, sysconfig, threading, time, traceback
+# %% ../nbs/00_claims.ipynb #2ae7eaa1
+import importlib, multiprocessing as mp, os, signal, sys, time, traceback, warnings
 from functools import wraps
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 from typing import Callable, NamedTuple
-import torch, fastcore.all as fc
+import torch
 from .validate import check_real
 
-# %% ../nbs/00_claims.ipynb #93e51f78
-class Finding:
+# %% ../nbs/00_claims.ipynb #c272c86f
+class Finding(NamedTuple):
     "One claim a check makes about your code, and what it found."
-    def __init__(self,
-                 claim:str, # What should hold, in plain words
-                 ok:bool, # `True`: it holds; `False`: it doesn't; `None`: not checked
-                 detail:str='', # Why not: the smallest case found, what was expected and what your code gave
-                 tb:str=''): # The traceback of the error your code raised, if it raised one
-        fc.store_attr()
-    __repr__ = fc.basic_repr('claim,ok,detail')
+    claim:str # What should hold, in plain words
+    ok:bool # `True`: it holds; `False`: it doesn't; `None`: not checked
+    detail:str='' # Why not: the smallest case found, what was expected and what your code gave
+    tb:str='' # The traceback of the error your code raised, if it raised one
 
 _marks = {True: '✓', False: '✗', None: '·'}
 def _md(s): return '`'.join(p if i%2 else p.replace('<', '&lt;') for i,p in enumerate(s.split('`')))  # outside `code`
 
-class CheckResult:
+class CheckResult(NamedTuple):
     "What a check found, claim by claim; true when every claim holds. Prints as text; Jupyter shows it as a list."
-    def __init__(self,
-                 title:str, # What was checked, e.g. `check_sampler(Sampler)`
-                 findings:list): # The `Finding`s, in the order they were checked
-        fc.store_attr()
+    title:str # What was checked, e.g. `check_sampler(Sampler)`
+    findings:list # The `Finding`s, in the order they were checked
+    note:str='' # A word on the whole report, e.g. how far its time limit holds
     def __bool__(self): return all(f.ok for f in self.findings)
-    def _head(self): return f"{sum(f.ok is True for f in self.findings)} of {len(self.findings)} claims hold"
+    def _head(self): return f"{sum(f.ok is True for f in self.findings)} of {len(self.findings)} claims hold{self.note and ' ('+self.note+')'}"
     def _text(self, head, item, sub, fmt=str):
         "The report in lines: `head`, then each claim in `item` and, if there is one, its detail in `sub`"
         return '\n'.join([head] + [l for f in self.findings for l in [item.format(_marks[f.ok], fmt(f.claim))] +
@@ -46,7 +42,7 @@ class CheckResult:
         "The traceback of each error your code raised, for the claims that failed on one"
         return '\n'.join(f"{f.claim}:\n{f.tb}" for f in self.findings if f.tb) or 'Your code raised no errors.'
 
-# %% ../nbs/00_claims.ipynb #aef8e2fc
+# %% ../nbs/00_claims.ipynb #4ab83b64
 class Case(SimpleNamespace):
     "One case a claim is tried on: its values as attributes, and `desc`, which names it in a report"
     def __init__(self,
@@ -75,13 +71,9 @@ class Claim(NamedTuple):
     test:Callable # Raises `Fail` (or any error) when the claim doesn't hold for a case
     n:int=40 # How many cases to try, at most
 
-# %% ../nbs/00_claims.ipynb #692ad245
-class _Lazy:
-    "Stands for the module `name`, imported when first used, so that importing miniai doesn't load it"
-    def __init__(self, name): self.name = name
-    def __getattr__(self, k): return getattr(importlib.import_module(self.name), k)
-
-hp, st = _Lazy('hypothesis'), _Lazy('hypothesis.strategies')
+# %% ../nbs/00_claims.ipynb #c7b06fbf
+hp, st = ModuleType('hypothesis'), ModuleType('hypothesis.strategies')  # empty: they stand for these two modules
+for m in (hp, st): m.__getattr__ = lambda k, name=m.__name__: getattr(importlib.import_module(name), k)  # imported when used
 
 def composite(f:callable, # Draws one `Case`, called as `f(draw, ...)` with hypothesis's `draw`
              )->callable: # Called as `f(...)`, makes a hypothesis strategy
@@ -90,78 +82,81 @@ def composite(f:callable, # Draws one `Case`, called as `f(draw, ...)` with hypo
     def strategy(*args, **kwargs): return st.composite(f)(*args, **kwargs)
     return strategy
 
-# %% ../nbs/00_claims.ipynb #c2984563
-class _Timeout(BaseException): "Raised into code still running when its time is up; `except Exception` doesn't stop it"
-_SIG = getattr(signal, 'SIGURG', signal.SIGINT)  # a signal nobody else uses, ignored by default; Windows has only SIGINT
-_libs = tuple({*(sysconfig.get_paths()[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib')),
-               *site.getsitepackages(), site.getusersitepackages()})  # where installed code lives: not yours
-
-def _within(f, secs):
-    "Call `f()` in the main thread; after `secs` seconds raise `_Timeout` in it, and again wherever your code catches one"
-    state, wake = SimpleNamespace(up=False, done=False, old=signal.getsignal(_SIG)), threading.Event()
-    def trace(frame, event, arg):  # in your code, a line that runs while a `_Timeout` is handled raises it again
-        if state.done or frame.f_code.co_filename.startswith(_libs): return None
-        if event=='line' and isinstance(sys.exc_info()[1], _Timeout): raise _Timeout
-        return trace
-    def arm(frame, *_):  # a profile function: `trace` is turned off when it raises; turn it on again, up the stack
-        if state.done: return
-        sys.settrace(trace)
-        while frame.f_code is not _within.__code__: frame.f_trace, frame = trace, frame.f_back
-    def alarm(sig, frame):
-        if not state.up: return state.old(sig, frame) if callable(state.old) else None  # not ours
-        if state.done or frame.f_code in (_within.__code__, arm.__code__): return
-        sys.setprofile(arm)
-        arm(frame)
-        raise _Timeout
-    def ring():  # a thread that sends the signal: only the main thread runs signal handlers, and a signal stops `sleep`
-        if wake.wait(min(secs, threading.TIMEOUT_MAX)): return
-        state.up = True
-        while True:
-            if hasattr(signal, 'pthread_kill'): signal.pthread_kill(threading.main_thread().ident, _SIG)
-            else: _thread.interrupt_main(_SIG)
-            if wake.wait(0.05): return
-    t, hooks = threading.Thread(target=ring, daemon=True), (sys.gettrace(), sys.getprofile())
-    signal.signal(_SIG, alarm)
-    try:
-        t.start()
-        return f()
-    finally:
-        state.done = True
-        if state.up: sys.settrace(hooks[0]); sys.setprofile(hooks[1])
-        wake.set()
-        t.join()
-        signal.signal(_SIG, state.old)
-
-# %% ../nbs/00_claims.ipynb #63ed65bf
+# %% ../nbs/00_claims.ipynb #d62855bd
 def _first_fail(e):
     "The `Fail` in `e`, which hypothesis may have wrapped (in a group, or as the cause of another error)"
     if e is None or isinstance(e, Fail): return e
     for x in [*getattr(e, 'exceptions', ()), e.__cause__, e.__context__]:
         if (f := _first_fail(x)) is not None: return f
 
-def _holds(claim, secs):
-    "Try `claim` on up to `claim.n` cases: a `Finding` naming the smallest failing case, and whether time ran out"
-    tried = []
+def _holds(claim, tell):
+    "Try `claim` on up to `claim.n` cases, telling `tell` each one's description first: a `Finding` on the smallest failing one"
     @hp.settings(max_examples=claim.n, deadline=None, database=None, derandomize=True, print_blob=False,
                  verbosity=hp.Verbosity.quiet, report_multiple_bugs=False, suppress_health_check=list(hp.HealthCheck),
                  phases=(hp.Phase.explicit, hp.Phase.generate, hp.Phase.shrink))
     @hp.given(claim.case)
+    @hp.seed(0)  # the same cases every time, whatever the source of `run` (hypothesis otherwise seeds from it)
     def run(c):
-        tried[:] = [c]
+        tell(str(c))
         torch.manual_seed(0)
         try: claim.test(c)
         except Fail as e: raise Fail(f"with {c}: {e}") from e.__cause__
         except Exception as e: raise Fail(f"with {c}: your code raised {raised(e)}") from e
-    try: _within(run, secs)
-    except _Timeout:
-        return Finding(claim.text, False, f"with {tried[0] if tried else 'the first case'}: still running when the "
-                       "check's time ran out (an endless loop, or very slow code? `timeout=` gives a check more time)"), True
+    try: run()
     except Exception as e:
-        if (f := _first_fail(e)) is None: raise
-        return Finding(claim.text, False, str(f), ''.join(traceback.format_exception(f.__cause__)) if f.__cause__ else ''), False
-    return Finding(claim.text, True), False
+        if (f := _first_fail(e)) is None: return Finding(claim.text, False, f"the check raised {raised(e)}", traceback.format_exc())
+        return Finding(claim.text, False, str(f), ''.join(traceback.format_exception(f.__cause__)) if f.__cause__ else '')
+    return Finding(claim.text, True)
 
-# %% ../nbs/00_claims.ipynb #21eb79f9
+# %% ../nbs/00_claims.ipynb #5574b3ae
+_late = "still running when the check's time ran out (an endless loop, or very slow code? `timeout=` gives a check more time)"
+
+def _in_child(claims, end):
+    "Try `claims` in a forked child ended at `end`: what it sent, and why it stopped if it stopped early"
+    r, w = mp.Pipe(duplex=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)  # Python 3.12+: "fork() may deadlock" a child; `end` holds anyway
+        pid = os.fork()
+    if pid==0:  # the child: sends what it finds, then ends without running this process's exit handlers
+        try:
+            r.close(); sys.stdout = sys.stderr = open(os.devnull, 'w')
+            for c in claims: w.send(_holds(c, w.send))
+        finally: os._exit(0)
+    w.close()
+    msgs, why = [], _late
+    try:
+        while (left := end-time.monotonic())>0 and r.poll(min(left, 3600)): msgs.append(r.recv())
+    except EOFError: why = None  # the child ended
+    finally:
+        r.close()
+        os.kill(pid, signal.SIGKILL)  # if still running; until it is waited for, its pid can't go to another process
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    return msgs, why or f"the process trying it ended ({f'killed by {signal.Signals(-code).name}' if code<0 else f'exit code {code}'})"
+
+# %% ../nbs/00_claims.ipynb #c70b23a4
+class _Timeout(BaseException): "Raised in a claim's test still running when the check's time is up"
+
+def _in_process(claims, end):
+    "Try `claims` here, raising `_Timeout` in a test still running at `end`: what they found, and why they stopped early"
+    def trace(frame, event, arg):
+        frame.f_trace_opcodes = True  # called for each step, even in `while True: pass`, which runs no new line
+        if time.monotonic()>end: raise _Timeout
+        return trace
+    def traced(test):  # the claim's test, run with `trace` on: hypothesis itself runs as usual
+        def run(c):
+            sys.settrace(trace)
+            try: return test(c)
+            finally: sys.settrace(old)
+        return run
+    msgs, old = [], sys.gettrace()
+    try:
+        for c in claims: msgs.append(_holds(c._replace(test=traced(c.test)), msgs.append))
+    except _Timeout: return msgs, _late
+    return msgs, None
+
+_fork = sys.platform=='linux'
+
+# %% ../nbs/00_claims.ipynb #2d4ca1b2
 def run_claims(title:str, # Names the report, e.g. `check_sampler(Sampler)`
                claims:list, # The `Claim`s, tried in order
                timeout:float, # Seconds for all of them together
@@ -170,19 +165,14 @@ def run_claims(title:str, # Names the report, e.g. `check_sampler(Sampler)`
               )->CheckResult:
     "Try each claim on the cases hypothesis draws, all within `timeout` seconds, with torch's random state left as it was"
     check_real('timeout', timeout, gt=0)
-    if threading.current_thread() is not threading.main_thread():
-        raise RuntimeError(f"{title} can bound its time only in Python's main thread, which alone receives signals: "
-                           "call it there, as a notebook cell or a script does")
-    findings, end, n = list(first), time.monotonic()+timeout, torch.get_num_threads()
+    n, end = torch.get_num_threads(), time.monotonic()+timeout
     with torch.random.fork_rng(devices=[]), torch.enable_grad():
-        torch.set_num_threads(1)  # the tensors are tiny: waking a pool of threads for each costs more than the work
-        try:
-            for c in claims:
-                left = end-time.monotonic()
-                if not skip and left<=0: skip = 'the time ran out'
-                if skip: findings.append(Finding(c.text, None, f'not checked: {skip}')); continue
-                res, out = _holds(c, left)
-                findings.append(res)
-                if out: skip = 'the time ran out'
+        torch.set_num_threads(1)
+        try: msgs, why = ([], None) if skip else (_in_child if _fork else _in_process)(claims, end)
         finally: torch.set_num_threads(n)
-    return CheckResult(title, findings)
+    findings = [*first, *(m for m in msgs if isinstance(m, Finding))]
+    left, case = claims[len(findings)-len(first):], msgs[-1] if msgs and isinstance(msgs[-1], str) else 'its first case'
+    if left and not skip: findings.append(Finding(left.pop(0).text, False, f"with {case}: {why}"))
+    why = skip or ('the time ran out' if why is _late else "the check's process ended")
+    return CheckResult(title, findings + [Finding(c.text, None, f"not checked: {why}") for c in left],
+                       '' if _fork or skip else 'its time limit holds only between steps of Python here')

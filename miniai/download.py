@@ -5,15 +5,15 @@
 # %% auto #0
 __all__ = ['download']
 
-# %% ../nbs/00_download.ipynb #906c9788
-import hashlib, os, time
+# %% ../nbs/00_download.ipynb #f344243c
+import glob, hashlib, os, time
 from pathlib import Path
 from tempfile import NamedTemporaryFile
-from urllib.error import URLError
+from urllib.error import HTTPError, URLError
 from urllib.request import urlopen
 from .validate import check_real
 
-# %% ../nbs/00_download.ipynb #c7f308dd
+# %% ../nbs/00_download.ipynb #dc50776c
 def _sums(md5, sha256):
     "The published checksums given, as `{algorithm: hex digest}` in lower case without spaces; refused if malformed"
     sums = {}
@@ -35,41 +35,48 @@ def _check_sums(path, sums, what, what_next):
             raise RuntimeError(f"{what} has {algo} {got}, but {want} was expected: it is incomplete, corrupt or "
                                f"another file. {what_next}")
 
-def _remove_stale(dest, secs):
-    "Remove partial downloads of `dest` that nothing has written to for `secs` seconds: a killed run left them"
-    for p in dest.parent.glob(f'{dest.name}.*.part'):
-        if time.time()-p.stat().st_mtime>secs: p.unlink(missing_ok=True)
+def _remove_stale(dest):
+    "Remove the parts of `dest` whose writer has ended (a run that was killed left them), and no other"
+    for p in dest.parent.glob(f'{glob.escape(dest.name)}.*.part'):
+        try:
+            if os.name=='nt': p.unlink()  # Windows refuses to remove a file that another process has open
+            else: os.kill(int(p.name[len(dest.name)+1:].split('.')[0]), 0)  # raises unless the writer still runs
+        except ProcessLookupError: p.unlink(missing_ok=True)
+        except (OSError, ValueError): pass  # still written to, or not a part this function named
 
+# %% ../nbs/00_download.ipynb #9beb3e4b
 def download(url:str, # Where to fetch the file from
-             dest:Path, # Where to keep it; its folder is created if needed
+             dest:Path, # Where to keep it (`~` is your home folder); its folder is created if needed
              md5:str=None, # The file's published md5 checksum (any case; spaces are ignored)
              sha256:str=None, # Its published sha256 checksum, which also resists a file altered on purpose
              timeout:float=120 # Seconds the whole download may take
             )->Path: # `dest`, complete and checked
     "Fetch `url` into `dest` unless it is there already; either way, check it against the checksums given."
-    dest, sums = Path(dest), _sums(md5, sha256)
+    dest, sums = Path(dest).expanduser(), _sums(md5, sha256)
     check_real('timeout', timeout, gt=0)
+    if dest.is_dir(): raise ValueError(f"dest should be the path of a file, but got dest={str(dest)!r}, a folder")
+    _remove_stale(dest)
     if dest.exists():
         _check_sums(dest, sums, dest, "It was not loaded: delete it and run this again to download a fresh copy.")
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(dest, timeout)
-    f, deadline = NamedTemporaryFile(dir=dest.parent, prefix=f'{dest.name}.', suffix='.part', delete=False), time.monotonic()+timeout
+    f, end = NamedTemporaryFile(dir=dest.parent, prefix=f'{dest.name}.{os.getpid()}.', suffix='.part', delete=False), time.monotonic()+timeout
     try:
-        try:
-            with f, urlopen(url, timeout=timeout) as r:
-                while chunk := r.read(1<<16):
-                    f.write(chunk)
-                    if time.monotonic()>deadline:
-                        raise TimeoutError(f"The download of {url} took longer than timeout={timeout} s ({f.tell():,} bytes "
-                                           "so far): try again, or give it more time.")
-                n, size = f.tell(), r.headers.get('Content-Length')
-        except URLError as e:
-            raise ConnectionError(f"Could not download {url} ({e.reason}). If you are offline, put the file at {dest} "
-                                  "yourself (copied or linked from a folder of downloaded files), or run this once online.") from e
+        with f, urlopen(url, timeout=timeout) as r:
+            while chunk := r.read1(1<<16):  # what has arrived, up to 64 KB: a trickle doesn't hold it
+                f.write(chunk)
+                if time.monotonic()>end: raise TimeoutError
+            n, size = f.tell(), r.headers.get('Content-Length')
         if size is not None and n!=int(size):
             raise RuntimeError(f"The download of {url} broke off after {n:,} of {int(size):,} bytes: run this again to retry.")
         _check_sums(f.name, sums, f"The file downloaded from {url}", f"It was not kept as {dest}: try again, or use another mirror.")
         os.replace(f.name, dest)
+    except HTTPError as e: raise RuntimeError(f"Could not download {url}: the server answered {e.code} {e.reason}.") from e
+    except URLError as e:
+        raise ConnectionError(f"Could not download {url} ({e.reason}). If you are offline, put the file at {dest} "
+                              "yourself (copied or linked from a folder of downloaded files), or run this once online.") from e
+    except TimeoutError as e:
+        raise TimeoutError(f"The download of {url} took longer than timeout={timeout} s ({os.path.getsize(f.name):,} "
+                           "bytes so far): try again, or give it more time.") from e
     finally: Path(f.name).unlink(missing_ok=True)
     return dest

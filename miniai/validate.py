@@ -6,11 +6,10 @@
 __all__ = ['check_int', 'check_real', 'check_bool', 'check_workers']
 
 # %% ../nbs/00_validate.ipynb #cd65c376
-import sys
-import multiprocessing as mp
+import sys, multiprocessing as mp
 from numbers import Integral, Real
 from pickle import Pickler
-from types import FunctionType, MethodType, SimpleNamespace
+from types import FunctionType, SimpleNamespace
 from torch import Tensor
 
 # %% ../nbs/00_validate.ipynb #92c5c05d
@@ -43,21 +42,12 @@ def check_bool(name:str, # The argument's name, for the message
     if not isinstance(v, bool): _fail(TypeError, name, 'True or False', v)
 
 # %% ../nbs/00_validate.ipynb #d4a187e7
-class _Names(Pickler):
-    "Pickles an object only to collect the `(module, name)` of each class and function it refers to; tensor data is skipped"
-    def __init__(self):
-        super().__init__(SimpleNamespace(write=lambda b: None), protocol=5)   # what it writes is discarded
-        self.names = set()
+class _Main(Pickler):
+    "Pickles an object, writing nothing, only to collect the names of the classes and functions from `__main__` it needs"
+    def __init__(self): super().__init__(SimpleNamespace(write=len), protocol=5); self.names = set()
     def reducer_override(self, o):
-        if isinstance(o, (type, FunctionType)): self.names.add((o.__module__, o.__qualname__))
-        return (Tensor, ()) if isinstance(o, Tensor) else NotImplemented
-
-def _start_method(context):
-    "The start method of `context` (a name or a multiprocessing context), or the default one when it is `None`"
-    if context is None: return mp.get_start_method(allow_none=True) or mp.get_all_start_methods()[0]
-    return context if isinstance(context, str) else context.get_start_method()
-
-def _what(o): return o.__qualname__ if isinstance(o, (type, FunctionType, MethodType)) else f"a {type(o).__name__}"
+        if isinstance(o, (type, FunctionType)) and o.__module__=='__main__': self.names.add(o.__qualname__)
+        return (Tensor, ()) if isinstance(o, Tensor) else NotImplemented  # a tensor's data says nothing about names
 
 _ways_out = ("Define it in a module and import it from there (in a notebook: export it with `#| export`, then import it "
              "from the package), or use no worker processes (num_workers=0).")
@@ -66,16 +56,13 @@ def check_workers(num_workers:int, # How many worker processes will start; with 
                   context=None, # Their start method ('fork', 'spawn' or 'forkserver') or multiprocessing context; `None`: the default
                   **objs): # What each worker receives, by the name it was passed as, e.g. `dataset=ds`
     "Raise a `ValueError` before any worker starts if workers started by `context` couldn't rebuild each of `objs`."
-    method = _start_method(context)
-    if not num_workers or method=='fork': return   # a forked worker is a copy of this process, with everything in it
+    method = getattr(context, 'get_start_method', lambda: context)() or mp.get_start_method(True) or mp.get_all_start_methods()[0]
+    if not num_workers or method=='fork': return  # a forked worker is a copy of this process, with everything in it
     for k,o in objs.items():
-        p = _Names()
+        what, p = o.__qualname__ if isinstance(o, (type, FunctionType)) else f"a {type(o).__name__}", _Main()
         try: p.dump(o)
-        except Exception as e:
-            raise ValueError(f"{k} ({_what(o)}) can't be sent to worker processes: pickling it raised "
-                             f"{type(e).__name__}: {e}. {_ways_out}") from e
-        here = sorted(n for m,n in p.names if m=='__main__')
-        if here and not hasattr(sys.modules['__main__'], '__file__'):   # a script's names are found: workers run it again
-            raise ValueError(f"{k} ({_what(o)}) needs {', '.join(here)}, defined in this notebook or session (the module "
-                             f"__main__), which worker processes started by {method!r} can't import: each is a fresh Python "
-                             f"that rebuilds what it receives by importing it. {_ways_out}")
+        except Exception as e: raise ValueError(f"{k} ({what}) can't be sent to worker processes: pickling it raised "
+                                                f"{type(e).__name__}: {e}. {_ways_out}") from e
+        if p.names and not hasattr(sys.modules['__main__'], '__file__'):  # a script's names are found: workers run it again
+            raise ValueError(f"{k} ({what}) needs {', '.join(sorted(p.names))}, defined in this notebook or session (the module "
+                             f"__main__), which worker processes started by {method!r} can't import. {_ways_out}")

@@ -1,7 +1,7 @@
 """miniai.download, and lesson 04's download as the lesson runs it, against a small HTTP server on 127.0.0.1: the file
-arrives whole and checked; a transfer that breaks off, a wrong file, a trickling server or no server leave nothing
-behind, and say what to do."""
-import hashlib, json, os, subprocess, sys, tempfile, threading, time
+arrives whole and checked; a transfer that breaks off, a wrong file, a trickling server, an HTTP error or no server leave
+nothing behind, and say what to do; the part a killed run left is removed, and the part another run writes is not."""
+import hashlib, json, math, os, re, subprocess, sys, tempfile, threading, time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,18 +13,24 @@ MNIST_MD5 = '98100ca27dc0e07ddd9f822cf9d244db'
 nb04 = root/'nbs'/'04_minibatch_training.ipynb'
 
 @contextmanager
-def serve(body:bytes, send:int=None, pause:float=0):
-    "Serve `body` at every path, announcing its full length but sending only its first `send` bytes, `pause` s apart."
+def serve(body:bytes, send:int=None, pause:float=0, step:int=1000, status:int=200, asked=None, hold=None):
+    """Serve `body` at every path, announcing its full length but sending only its first `send` bytes, and with a
+    `pause`, `step` bytes at a time `pause` s apart; or answer the HTTP error `status`. A request sets the event
+    `asked`, and its answer waits for the event `hold`."""
     hits = []
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             hits.append(self.path)
+            if asked: asked.set()
+            if hold: hold.wait(300)
+            if status != 200: return self.send_error(status)
             self.send_response(200)
             self.send_header('Content-Length', str(len(body)))
             self.end_headers()
+            data = body[:send]
             try:
-                for i in range(0, len(body[:send]), 1000 if pause else len(body) or 1):
-                    self.wfile.write(body[i:i+1000] if pause else body[:send]); self.wfile.flush(); time.sleep(pause)
+                for i in range(0, len(data), step if pause else len(data) or 1):
+                    self.wfile.write(data[i:i+step] if pause else data); self.wfile.flush(); time.sleep(pause)
             except (BrokenPipeError, ConnectionResetError): pass   # the client gave up
             self.close_connection = True
         def log_message(self, *args): pass
@@ -56,6 +62,16 @@ def run_lesson_download(cwd, url=None):
         return subprocess.run([sys.executable, script], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 def md5(p): return hashlib.md5(Path(p).read_bytes()).hexdigest()
+
+def start_download(url, dest, timeout=300):
+    "`download(url, dest)` in a process of its own, which prints what it fetched"
+    code = f"from miniai.download import download; print(download({url!r}, {str(dest)!r}, timeout={timeout}).read_text())"
+    return subprocess.Popen([sys.executable, '-c', code], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+def ended_pid():
+    "The pid of a process that has ended"
+    with subprocess.Popen([sys.executable, '-c', 'pass']) as p: p.wait()
+    return p.pid
 
 @pytest.mark.data('mnist')
 def test_lesson_downloads_mnist_whole_and_checked(tmp_path):
@@ -114,26 +130,87 @@ def test_checksums_in_any_case_with_spaces(tmp_path):
     m, s = hashlib.md5(b'abc').hexdigest(), hashlib.sha256(b'abc').hexdigest()
     for k in (m, m.upper(), f' {m[:16]} {m[16:]}\n'): assert download('http://127.0.0.1:9/never-asked', f, md5=k) == f
     assert download('http://127.0.0.1:9/never-asked', f, md5=m, sha256=s.upper()) == f
-    for k,exc in ((m[:-1], ValueError), (m+'0', ValueError), ('x'*32, ValueError), (123, TypeError)):
-        with pytest.raises(exc, match=r'md5 should be .*32 hexadecimal digits, but got md5='): download('http://127.0.0.1:9/', f, md5=k)
-    with pytest.raises(ValueError, match='sha256 should be 64 hexadecimal digits'): download('http://127.0.0.1:9/', f, sha256=m)
 
-def test_stale_partial_files_are_removed(tmp_path):
-    old, recent = tmp_path/'f.bin.abc123.part', tmp_path/'f.bin.def456.part'
-    for p in (old, recent): p.write_bytes(b'partial')
-    os.utime(old, (time.time()-3600,)*2)   # left an hour ago by a run that was killed
+M = hashlib.md5(b'abc').hexdigest()
+@pytest.mark.parametrize('kw,exc,msg', [
+    (dict(timeout=0), ValueError, 'timeout should be a positive number, but got timeout=0'),
+    (dict(timeout=-1), ValueError, 'timeout should be a positive number, but got timeout=-1'),
+    (dict(timeout=math.nan), ValueError, 'timeout should be a positive number, but got timeout=nan'),
+    (dict(timeout='30'), TypeError, "timeout should be a positive number, but got timeout='30'"),
+    (dict(md5=M[:-1]), ValueError, f"md5 should be 32 hexadecimal digits, but got md5='{M[:-1]}'"),
+    (dict(md5=M+'0'), ValueError, 'md5 should be 32 hexadecimal digits, but got md5='),
+    (dict(md5='x'*32), ValueError, 'md5 should be 32 hexadecimal digits, but got md5='),
+    (dict(md5=123), TypeError, 'md5 should be a string of 32 hexadecimal digits, but got md5=123'),
+    (dict(sha256=M), ValueError, f"sha256 should be 64 hexadecimal digits, but got sha256='{M}'"),
+    (dict(dest='folder'), ValueError, "dest should be the path of a file, but got dest='.*folder', a folder"),
+    (dict(dest='folder', md5=M), ValueError, "dest should be the path of a file, but got dest='.*folder', a folder")])
+def test_bad_arguments(tmp_path, kw, exc, msg):
+    (tmp_path/'folder').mkdir()
+    kw = {'dest': tmp_path/'f.bin'} | kw | ({'dest': tmp_path/'folder'} if kw.get('dest') == 'folder' else {})
+    with pytest.raises(exc, match=msg): download('http://127.0.0.1:9/never-asked', **kw)
+    assert os.listdir(tmp_path) == ['folder']
+
+def test_stale_parts_are_removed_and_live_ones_kept(tmp_path):
+    dead = ended_pid()
+    parts = [f'f.bin.{dead}.x1.part', f'f.bin.{os.getpid()}.x2.part', f'f.bin.{os.getppid()}.x3.part', 'f.bin.abc123.part',
+             f'g.bin.{dead}.x4.part']   # a killed run's; this process's and its parent's, still running; others
+    for p in parts: (tmp_path/p).write_bytes(b'partial')
+    os.utime(tmp_path/parts[1], (time.time()-3600,)*2)   # however long a live run has waited for its server
     with serve(b'data') as (url, _): download(url, tmp_path/'f.bin', timeout=60)
-    assert sorted(os.listdir(tmp_path)) == ['f.bin', recent.name]   # a part still being written may be another run's
+    assert sorted(os.listdir(tmp_path)) == sorted(['f.bin'] + parts[1:])
+    (tmp_path/f'f.bin.{dead}.x5.part').write_bytes(b'partial')
+    download('http://127.0.0.1:9/never-asked', tmp_path/'f.bin')   # there already: checked, and the stale part removed
+    assert sorted(os.listdir(tmp_path)) == sorted(['f.bin'] + parts[1:])
 
-def test_timeout_bounds_the_whole_download(tmp_path):
-    with serve(b'x'*100_000, pause=0.05) as (url, _):   # 1,000 bytes every 0.05 s: 5 s for the whole file
-        with pytest.raises(TimeoutError, match=r'took longer than timeout=0.5 s \([\d,]+ bytes so far\)'):
-            download(url, tmp_path/'f.bin', timeout=0.5)
+def test_a_killed_download_leaves_a_part_that_the_next_run_removes(tmp_path):
+    asked, hold = threading.Event(), threading.Event()
+    with serve(b'data', asked=asked, hold=hold) as (url, _):
+        p = start_download(url, tmp_path/'f.bin')
+        try: assert asked.wait(120), p.stderr.read()   # the part is made before the request is sent
+        finally: p.kill(); p.communicate()
+        hold.set()
+        (part,) = tmp_path.iterdir()
+        assert part.name.startswith(f'f.bin.{p.pid}.') and part.name.endswith('.part')
+        assert download(url, tmp_path/'f.bin', timeout=60).read_bytes() == b'data'
+    assert os.listdir(tmp_path) == ['f.bin']
+
+def test_a_quick_download_leaves_a_slow_ones_part_alone(tmp_path):
+    asked, hold = threading.Event(), threading.Event()
+    with serve(b'slow', asked=asked, hold=hold) as (slow, _), serve(b'quick') as (quick, _):
+        p = start_download(slow, tmp_path/'f.bin')
+        try:
+            assert asked.wait(120), p.stderr.read()
+            (part,) = tmp_path.iterdir()
+            os.utime(part, (time.time()-3600,)*2)   # as if it had waited an hour for its server
+            assert download(quick, tmp_path/'f.bin', timeout=5).read_bytes() == b'quick' and part.exists()
+            hold.set()
+            out, err = p.communicate(timeout=120)
+        finally: p.kill(); p.wait()
+    assert p.returncode == 0 and out == 'slow\n', err
+    assert os.listdir(tmp_path) == ['f.bin']
+
+@pytest.mark.parametrize('size,step,pause,timeout', [(100_000, 1000, 0.05, 0.5), (1000, 1, 0.25, 1.5)], ids=['slow', 'trickle'])
+def test_timeout_bounds_the_whole_download(tmp_path, size, step, pause, timeout):
+    "A server that needs 5 s, or 250 s, for the whole file, however fast the machine: only the upper bound is timed"
+    with serve(b'x'*size, step=step, pause=pause) as (url, _):
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError, match=rf'took longer than timeout={timeout} s \([\d,]+ bytes so far\)'):
+            download(url, tmp_path/'f.bin', timeout=timeout)
+        assert time.monotonic()-t0 < 60
     assert os.listdir(tmp_path) == []
 
-@pytest.mark.parametrize('t,exc', [(0, ValueError), (-1, ValueError), (float('nan'), ValueError), ('30', TypeError)])
-def test_bad_timeout(tmp_path, t, exc):
-    with pytest.raises(exc, match=f'timeout should be a positive number, but got timeout={t!r}'): download('http://127.0.0.1:9/', tmp_path/'f', timeout=t)
+def test_an_http_error_says_which(tmp_path):
+    with serve(b'', status=404) as (url, _):
+        with pytest.raises(RuntimeError, match=f'Could not download {re.escape(url)}: the server answered 404 Not Found') as e:
+            download(url, tmp_path/'f.bin')
+    assert 'offline' not in str(e.value) and os.listdir(tmp_path) == []
+
+@pytest.mark.skipif(os.name == 'nt', reason="`~` is the folder HOME names")
+def test_a_path_in_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path/'home'))
+    monkeypatch.chdir(tmp_path)
+    with serve(b'data') as (url, _): assert download(url, '~/data/f.bin') == tmp_path/'home'/'data'/'f.bin'
+    assert (tmp_path/'home'/'data'/'f.bin').read_bytes() == b'data' and os.listdir(tmp_path) == ['home']
 
 def test_download_returns_existing_file_without_fetching(tmp_path):
     f = tmp_path/'f.bin'
