@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+import fastcore.all as fc
 import matplotlib.pyplot as plt
 from torch.testing import assert_close
 from torch import nn, optim
@@ -16,6 +17,8 @@ from torch.optim import lr_scheduler
 from miniai.training import Dataset, get_dls
 from miniai.datasets import DataLoaders
 from miniai.learner import Callback, TrainLearner, MetricsCB, ProgressCB, DeviceCB
+from miniai.activations import ActivationStats, set_seed
+from miniai.init import GeneralRelu, get_model, init_weights
 from miniai.sgd import *
 
 @pytest.fixture(autouse=True)
@@ -215,24 +218,32 @@ def test_has_learn_cb_lets_go_of_the_learner_however_the_fit_ends(cls):
 # The course's notebook 12, its calls on tiny data
 
 def test_course_12_calls():
+    set_seed(42)
     metrics = MetricsCB(accuracy=lambda p,y: (p.argmax(1)==y).float().mean())
-    cbs = [DeviceCB(), metrics, ProgressCB(plot=True)]
+    astats = ActivationStats(fc.risinstance(GeneralRelu))
+    cbs = [DeviceCB(), metrics, ProgressCB(plot=True), astats]
+    act_gr = partial(GeneralRelu, leak=0.1, sub=0.4)
+    iw = partial(init_weights, leaky=0.1)
     tmax = 3 * len(dls.train)
     sched = partial(lr_scheduler.CosineAnnealingLR, T_max=tmax)
+    model = get_model(act_gr, norm=nn.BatchNorm2d).apply(iw)
     rec = RecorderCB(lr=_lr)
     xtra = [BatchSchedCB(sched), rec]
-    learn = TrainLearner(tiny_model(), dls, F.cross_entropy, lr=2e-2, cbs=cbs+xtra, opt_func=optim.AdamW)
+    learn = TrainLearner(model, dls, F.cross_entropy, lr=2e-2, cbs=cbs+xtra, opt_func=optim.AdamW)
     learn.fit(3)
     rec.plot()
     sched = partial(lr_scheduler.CosineAnnealingLR, T_max=3)
     xtra = [EpochSchedCB(sched), rec]
-    learn = TrainLearner(tiny_model(), dls, F.cross_entropy, lr=2e-2, cbs=cbs+xtra, opt_func=optim.AdamW)
+    model = get_model(act_gr, norm=nn.BatchNorm2d).apply(iw)
+    learn = TrainLearner(model, dls, F.cross_entropy, lr=2e-2, cbs=cbs+xtra, opt_func=optim.AdamW)
     learn.fit(3)
     rec.plot()
     rec = RecorderCB(lr=_lr, mom=_beta1)
     lr, epochs = 6e-2, 5
+    model = get_model(act_gr, norm=nn.BatchNorm2d).apply(iw)
     sched = partial(lr_scheduler.OneCycleLR, max_lr=lr, total_steps=epochs * len(dls.train))
-    learn = TrainLearner(tiny_model(), dls, F.cross_entropy, lr=lr, cbs=cbs+[BatchSchedCB(sched), rec], opt_func=optim.AdamW)
+    learn = TrainLearner(model, dls, F.cross_entropy, lr=lr, cbs=cbs+[BatchSchedCB(sched), rec], opt_func=optim.AdamW)
     learn.fit(epochs)
     rec.plot()
+    astats.color_dim()
     assert len(rec.recs['lr']) == epochs*len(dls.train) and metrics.log[-1]['accuracy'] > 0.7
