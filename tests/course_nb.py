@@ -55,6 +55,17 @@ SUBS = {
     '11_initializing': [_data, _workers, _export,
                         ('learn.fit(3)', 'learn.fit(1)', "one epoch per run instead of three, for a CPU"),
                         ('learn.fit(2)', 'learn.fit(1)', "one epoch instead of two, for a CPU")],
+    '12_accel_sgd': [_data, _workers, _export,
+                     ('learn.fit(3)', 'learn.fit(1)', "one epoch per run instead of three, for a CPU"),
+                     ('lr,epochs = 6e-2,5', 'lr,epochs = 6e-2,1', "one epoch of 1cycle instead of five, for a CPU")],
+    '13_resnet': [_data, _workers, _export,
+                  ('lr,epochs = 6e-2,5', 'lr,epochs = 6e-2,1', "one epoch per fit instead of five, for a CPU"),
+                  ('.lr_find()', '.lr_find(max_epochs=2)', "the finder stops after two epochs of the subset, for a CPU"),
+                  ('import timm\nfrom timm.models.resnet import BasicBlock, ResNet, Bottleneck', 'pass',
+                   "timm left out: it imports torchvision"),
+                  ("' '.join(timm.list_models('*resnet*'))", 'pass', "timm left out"),
+                  ("model = timm.create_model('resnet18d', in_chans=1, num_classes=10)",
+                   'model = get_model(act_gr, norm=nn.BatchNorm2d).apply(iw)', "timm left out: the lesson's ResNet in its place")],
 }
 
 def course_dir():
