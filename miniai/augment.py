@@ -6,7 +6,7 @@
 __all__ = ['summary', 'rand_flip', 'rand_crop', 'show_image_batch', 'CapturePreds', 'capture_preds', 'rand_erase', 'RandErase',
            'rand_copy', 'RandCopy']
 
-# %% ../nbs/14_augment.ipynb #940039b6
+# %% ../nbs/14_augment.ipynb #b30b599c
 import math, torch, fastcore.all as fc
 from contextlib import contextmanager
 from torch import nn, Tensor
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .datasets import show_images
 from .learner import Callback, CancelFitException, Learner, SingleBatchCB, to_cpu
 
-# %% ../nbs/14_augment.ipynb #fa66da28
+# %% ../nbs/14_augment.ipynb #a25efafe
 @contextmanager
 def _modes_kept(model):
     "Put back each layer's train/eval mode afterwards: looking at a model leaves it as it was"
@@ -45,14 +45,14 @@ def summary(self:Learner):
     from IPython.display import Markdown
     return Markdown('\n'.join(res))
 
-# %% ../nbs/14_augment.ipynb #41061693
+# %% ../nbs/14_augment.ipynb #1e27f22e
 def rand_flip(x:Tensor, # Images, N×C×H×W
               p:float=0.5 # Chance that an image is flipped
              )->Tensor: # A new batch: each image flipped left to right or not, as drawn for it
     "Flip each image left to right with probability `p`, drawn for each image"
     return torch.where(torch.rand(len(x), 1, 1, 1, device=x.device)<p, x.flip(-1), x)
 
-# %% ../nbs/14_augment.ipynb #bd0496cc
+# %% ../nbs/14_augment.ipynb #36f7f9dd
 def _shift(x, dy, dx, size=None):
     "Images of `size` (default: x's), pixel (i, j) of image n read from x at (i+dy[n], j+dx[n]), clamped to x's edges"
     (h,w),(hx,wx),dev = size or x.shape[-2:], x.shape[-2:], x.device
@@ -66,7 +66,7 @@ def rand_crop(x:Tensor, # Images, N×C×H×W
     dy,dx = torch.randint(0, 2*pad+1, (2, len(x), 1, 1), device=x.device)
     return _shift(F.pad(x, (pad,)*4), dy, dx, x.shape[-2:])
 
-# %% ../nbs/14_augment.ipynb #e35c8324
+# %% ../nbs/14_augment.ipynb #98fe2887
 class _PeekCB(Callback):
     "Cancel the fit once every other callback has prepared the first batch, before the model sees it"
     order = 1000
@@ -82,7 +82,7 @@ def show_image_batch(self:Learner,
     with _modes_kept(self.model): self.fit(1, valid=False, lr=self.lr or 1., cbs=[_PeekCB(), *fc.L(cbs)])
     show_images(self.batch[0][:max_n], **kwargs)
 
-# %% ../nbs/14_augment.ipynb #0b636bdb
+# %% ../nbs/14_augment.ipynb #70e85c90
 class CapturePreds(Callback):
     "Keep every batch's inputs, predictions and targets, on the CPU: `all_inps`, `all_preds`, `all_targs` after the fit"
     def before_fit(self, learn): self.all_inps,self.all_preds,self.all_targs = [],[],[]
@@ -100,7 +100,7 @@ def capture_preds(self:Learner,
     self.fit(1, train=False, cbs=[cp, *fc.L(cbs)])
     return (cp.all_preds, cp.all_targs) + ((cp.all_inps,) if inps else ())
 
-# %% ../nbs/14_augment.ipynb #1f5035e6
+# %% ../nbs/14_augment.ipynb #217297b7
 def _corner(x, pct):
     "A top-left corner for each image of `x`, where a patch `pct` of its height and width fits: two (N,1,1) tensors"
     return [(torch.rand(len(x), 1, 1, device=x.device)*(1-pct)*s).long() for s in x.shape[-2:]]
@@ -116,7 +116,7 @@ def _patches(x, pct, max_num):
     num = torch.randint(0, max_num+1, (len(x), 1, 1, 1), device=x.device)
     return [k<num for k in range(max_num)]
 
-# %% ../nbs/14_augment.ipynb #2267338d
+# %% ../nbs/14_augment.ipynb #1b97d4bc
 def rand_erase(x:Tensor, # Images, N×C×H×W, changed in place
                pct:float=0.2, # Each patch's share of the height and of the width
                max_num:int=4 # Most patches per image; each image draws its own number, 0 to `max_num`
@@ -131,7 +131,7 @@ class RandErase(nn.Module):
     def __init__(self, pct:float=0.2, max_num:int=4): super().__init__(); fc.store_attr()
     def forward(self, x): return rand_erase(x, self.pct, self.max_num)
 
-# %% ../nbs/14_augment.ipynb #5b723c45
+# %% ../nbs/14_augment.ipynb #afd93189
 def rand_copy(x:Tensor, # Images, N×C×H×W, changed in place
               pct:float=0.2, # Each patch's share of the height and of the width
               max_num:int=4 # Most patches per image; each image draws its own number, 0 to `max_num`
