@@ -6,7 +6,7 @@
 __all__ = ['clean_ipython_hist', 'clean_tb', 'clean_mem', 'BatchTransformCB', 'GeneralRelu', 'plot_func', 'init_weights',
            'lsuv_init', 'conv', 'get_model']
 
-# %% ../nbs/11_initializing.ipynb #77a48c63
+# %% ../nbs/11_initializing.ipynb #38c30f22
 import gc, sys, traceback
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from .conv import def_device
 from .learner import Callback, DeviceCB, to_cpu
 from .activations import Hook
 
-# %% ../nbs/11_initializing.ipynb #bb3a104e
+# %% ../nbs/11_initializing.ipynb #55d53374
 def clean_ipython_hist():
     "Forget IPython's input and output history (`_i1`, `Out`, `_`, ...), which keeps the objects shown in it alive."
     try: from IPython import get_ipython
@@ -47,7 +47,7 @@ def clean_mem():
     gc.collect()
     if torch.cuda.is_available(): torch.cuda.empty_cache()
 
-# %% ../nbs/11_initializing.ipynb #22fbf822
+# %% ../nbs/11_initializing.ipynb #62ee66b6
 class BatchTransformCB(Callback):
     "Replace each batch by `tfm(batch)` before the model and the other callbacks see it (after `DeviceCB`)."
     order = DeviceCB.order+0.5   # after DeviceCB (-1), before the callbacks of the default order, 0
@@ -59,7 +59,7 @@ class BatchTransformCB(Callback):
     def before_batch(self, learn):
         if (self.on_train and learn.training) or (self.on_val and not learn.training): learn.batch = self.tfm(learn.batch)
 
-# %% ../nbs/11_initializing.ipynb #2e533ca9
+# %% ../nbs/11_initializing.ipynb #220bdc83
 class GeneralRelu(nn.Module):
     "A ReLU, leaky with slope `leak` below 0, shifted down by `sub`, capped at `maxv`; each optional."
     def __init__(self,
@@ -75,7 +75,7 @@ class GeneralRelu(nn.Module):
         if self.maxv is not None: x = x.clamp_max(self.maxv)
         return x
 
-# %% ../nbs/11_initializing.ipynb #d311a425
+# %% ../nbs/11_initializing.ipynb #9ae76fc2
 def plot_func(f:callable, # Takes a 1-d tensor and returns one of the same size, such as an activation
               start:float=-5., # First x
               end:float=5., # Last x
@@ -88,13 +88,13 @@ def plot_func(f:callable, # Takes a 1-d tensor and returns one of the same size,
     plt.axhline(y=0, color='k', linewidth=0.7)
     plt.axvline(x=0, color='k', linewidth=0.7)
 
-# %% ../nbs/11_initializing.ipynb #805197a1
+# %% ../nbs/11_initializing.ipynb #71bb598e
 def init_weights(m:nn.Module, # A module, as `model.apply` passes them; convolutions are initialised, the rest left
                  leaky:float=0.): # The slope below 0 of the activation that follows, for the gain $\sqrt{2/(1+leaky^2)}$
     "Kaiming-normal weights for a convolution, as `model.apply(init_weights)` calls it on every module."
     if isinstance(m, (nn.Conv1d,nn.Conv2d,nn.Conv3d)): init.kaiming_normal_(m.weight, a=leaky)
 
-# %% ../nbs/11_initializing.ipynb #57472182
+# %% ../nbs/11_initializing.ipynb #edbd4a42
 def _lsuv_stats(hook, mod, inp, outp):
     acts = to_cpu(outp)
     hook.mean,hook.std = acts.mean(),acts.std()
@@ -124,7 +124,7 @@ def lsuv_init(model:nn.Module, # The model, run on `xb`
         raise
     finally: h.remove()
 
-# %% ../nbs/11_initializing.ipynb #a916824b
+# %% ../nbs/11_initializing.ipynb #30255f69
 def conv(ni:int, # Input channels
          nf:int, # Output channels
          ks:int=3, # Kernel size, odd

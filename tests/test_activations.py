@@ -195,7 +195,8 @@ def test_hooks_callback_cleans_up_a_fit_that_never_started():
     class Early(Callback):
         order = -10
         def before_fit(self, learn): raise RuntimeError('early')
-    with pytest.raises(RuntimeError, match='early'): fit([HooksCallback(count), Early()])
+    with pytest.raises(RuntimeError, match='early') as e: fit([HooksCallback(count), Early()])
+    assert not getattr(e.value, '__notes__', None)   # the learner notes there an error from a cleanup_fit
 
 # append_stats, get_hist, get_min
 

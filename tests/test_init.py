@@ -256,11 +256,14 @@ def capped(model, n=200):
     return f
 
 @pytest.mark.parametrize('f', [lsuv_init, course(course_lsuv_init)])
-def test_lsuv_init_stops_when_std_cant_reach_1(f):
-    model = gr_model()
+@pytest.mark.parametrize('case', ['zero input', 'capped activation'])
+def test_lsuv_init_stops_when_std_cant_reach_1(f, case):
+    "Inputs of zeros, or an activation whose outputs lie in [-0.4, 0.1]: the course's loops for ever."
+    torch.manual_seed(0)
+    model = get_model(act_gr if case=='zero input' else partial(GeneralRelu, sub=0.4, maxv=0.5))
     m, m_in = pairs(model, GeneralRelu)[0]
     w = m_in.weight.detach().clone()
-    with pytest.raises(ValueError, match='lsuv_init'): f(capped(model), m, m_in, torch.zeros_like(xb))
+    with pytest.raises(ValueError, match='lsuv_init'): f(capped(model), m, m_in, torch.zeros_like(xb) if case=='zero input' else xb)
     assert torch.equal(m_in.weight, w)
 
 @pytest.mark.parametrize('f', [lsuv_init, course(course_lsuv_init)])
