@@ -56,6 +56,7 @@ class Optimizer:
                  lr:float=0.5): # Learning rate, a positive number
         check_real('lr', lr, gt=0)
         self.params, self.lr = list(params), lr
+        if not self.params: raise ValueError(f"params should hold at least one parameter (optimizer got an empty parameter list), but got params={params!r}")
     def step(self):
         with torch.no_grad():
             for p in self.params:
