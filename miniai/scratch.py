@@ -6,12 +6,12 @@
 __all__ = ['log_softmax', 'nll', 'Module', 'SequentialModel', 'Optimizer', 'Sampler', 'BatchSampler', 'collate', 'DataLoader']
 
 # %% ../nbs/00_scratch.ipynb #8a3ce106
-import math, os, pickle, signal, threading, traceback, torch, fastcore.all as fc
+import ctypes, itertools, math, os, pickle, signal, sys, threading, traceback, torch, fastcore.all as fc
 import torch.multiprocessing as mp
-from collections import deque
 from functools import reduce
 from itertools import islice
 from multiprocessing.connection import wait
+from multiprocessing.reduction import ForkingPickler
 from torch import nn, Tensor
 from .validate import check_bool, check_int, check_real, check_workers
 
@@ -56,6 +56,7 @@ class Optimizer:
                  lr:float=0.5): # Learning rate, a positive number
         check_real('lr', lr, gt=0)
         self.params, self.lr = list(params), lr
+        if not self.params: raise ValueError(f"params should hold at least one parameter (optimizer got an empty parameter list), but got params={params!r}")
     def step(self):
         with torch.no_grad():
             for p in self.params:
@@ -93,41 +94,44 @@ def collate(b:list # Items, each a tuple of tensors such as `(x, y)`
     return tuple(torch.stack(o) for o in zip(*b))
 
 # %% ../nbs/04_minibatch_training.ipynb #30c942f4
-def _fetch(ds, b, collate_fn): return ds[b] if collate_fn is None else collate_fn([ds[i] for i in b])
+def _fetch(ds, collate_fn, b): return ds[b] if collate_fn is None else collate_fn([ds[i] for i in b])
 
 class _InWorker(Exception):
     "Where in the worker the exception above it was raised: the worker's traceback, as text"
     def __str__(self): return '\n' + self.args[0]
 
-def _exit_with_parent():
-    "Run by a thread in each worker: wait for the main process to end, then end the worker too"
-    wait([mp.parent_process().sentinel])
-    os._exit(1)
+class _Sent(tuple):
+    "What a worker receives. A fresh process (spawn, forkserver) gets it as bytes, rebuilt in `_worker`, which reports a failure"
+    def __reduce__(self): return bytes, (bytes(ForkingPickler.dumps(tuple(self))),)
 
-def _worker(ds, collate_fn, todo, out):
+def _end_with_parent():
+    "Make this worker end when the main process does: at once on Linux, elsewhere at its next Python step"
+    main = mp.parent_process()   # a fork server's workers are its children, and keep it alive: they need the thread
+    if sys.platform=='linux' and os.getppid()==main.pid: ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    else: threading.Thread(target=lambda: (wait([main.sentinel]), os._exit(1)), daemon=True).start()
+    if not main.is_alive(): os._exit(1)  # it ended before that was set up
+
+def _worker(setup, todo, out):
     "Fetch each batch `(i, b)` from `todo`, sending back `(i, batch, None)`, or `(i, None, (exception, traceback))`"
+    _end_with_parent()
     torch.set_num_threads(1)                      # the workers are the parallelism: one thread each
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the main process, which then ends the workers
-    threading.Thread(target=_exit_with_parent, daemon=True).start()
     for i,b in iter(todo.get, None):
-        try: msg = pickle.dumps((i, _fetch(ds, b, collate_fn), None))
-        except Exception as e:
-            try: err = pickle.loads(pickle.dumps(e))   # an exception that can't make the trip is described instead
-            except Exception: err = RuntimeError(f"{type(e).__name__}: {e}")
-            msg = pickle.dumps((i, None, (err, traceback.format_exc())))
+        try:
+            if isinstance(setup, bytes): setup = pickle.loads(setup)   # rebuild the dataset and collate_fn it received
+            msg = pickle.dumps((i, _fetch(*setup, b), None))
+        except BaseException as e:  # `sys.exit` or `KeyboardInterrupt` too: described, not raised again in the main process
+            try: err = pickle.loads(pickle.dumps(e)) if isinstance(e, Exception) else None
+            except Exception: err = None  # so is an exception that can't make the trip
+            msg = pickle.dumps((i, None, (err or RuntimeError(f"{type(e).__name__}: {e}"), traceback.format_exc())))
         out.send_bytes(msg)
 
-def _receive(workers, got):
-    "Wait for the next batch any worker sends, into `got`; raise if a worker ended instead"
-    ready = wait([o for r,p in workers for o in (r, p.sentinel)])
-    for r,p in workers:
-        try:
-            if p.sentinel in ready: raise EOFError
-            if r in ready: i, *res = pickle.loads(r.recv_bytes()); got[i] = res
-        except EOFError:   # its process ended, or its pipe closed as it did
-            p.join()
-            raise RuntimeError(f"A worker process (pid {p.pid}) ended unexpectedly, with exit code {p.exitcode}: "
-                               "killed for lack of memory, or crashed in native code?") from None
+# %% ../nbs/04_minibatch_training.ipynb #ce5ac294
+def _ended(p):
+    "The error for worker `p`, which ended without a word: how it ended"
+    p.join()
+    return RuntimeError(f"A worker process (pid {p.pid}) ended unexpectedly, " + (f"with exit code {p.exitcode}" if p.exitcode>=0 else
+                        f"killed by {signal.Signals(-p.exitcode).name} (SIGKILL: out of memory? SIGSEGV: crashed in native code?)"))
 
 class DataLoader:
     "Batches of `ds` in the order of the batch sampler `batchs`, fetched by `n_workers` processes (0: in this one)."
@@ -141,24 +145,25 @@ class DataLoader:
         fc.store_attr()
     def __len__(self): return len(self.batchs)
     def __iter__(self):
-        if not self.n_workers: yield from (_fetch(self.ds, b, self.collate_fn) for b in self.batchs); return
-        todo, pipes = mp.SimpleQueue(), [mp.Pipe(duplex=False) for _ in range(self.n_workers)]
-        procs = [mp.Process(target=_worker, args=(self.ds, self.collate_fn, todo, w), daemon=True) for _,w in pipes]
-        batchs, wanted, got = enumerate(self.batchs), deque(), {}
-        def send(n):
-            for i,b in islice(batchs, n): todo.put((i, b)); wanted.append(i)
+        if not self.n_workers: yield from (_fetch(self.ds, self.collate_fn, b) for b in self.batchs); return
+        todo, procs, batchs, sent, got = mp.SimpleQueue(), {}, enumerate(self.batchs), 0, {}
         try:
-            for p in procs: p.start()
-            for _,w in pipes: w.close()   # each worker has its own end of its pipe
-            send(2*self.n_workers)
-            while wanted:
-                k = wanted.popleft()
-                while k not in got: _receive([(r, p) for (r,_),p in zip(pipes, procs)], got)
+            # one pipe per worker, made just before it starts, and our sending end closed just after: the worker holds the
+            # only one (a worker forked later gets no copy), so that when it ends, its pipe says so
+            for r,w in (mp.Pipe(duplex=False) for _ in range(self.n_workers)):
+                procs[r] = mp.Process(target=_worker, args=(_Sent((self.ds, self.collate_fn)), todo, w), daemon=True)
+                procs[r].start(); w.close()
+            for k in itertools.count():   # yield batch `k`, keeping two batches per worker in flight after it
+                for ib in islice(batchs, k+1+2*self.n_workers-sent): todo.put(ib); sent += 1
+                if k==sent: return
+                while k not in got:
+                    for r in wait(list(procs)):
+                        try: i, *res = pickle.loads(r.recv_bytes()); got[i] = res
+                        except EOFError: raise _ended(procs[r]) from None
                 xb, err = got.pop(k)
                 if err: raise err[0] from _InWorker(err[1])
-                send(1)
                 yield xb
         finally:
-            for p in procs:
+            for r,p in procs.items():
                 if p.pid is not None: p.kill(); p.join()
-            for r,_ in pipes: r.close()
+                r.close()

@@ -8,7 +8,7 @@ __all__ = ['accuracy', 'report', 'Dataset', 'fit', 'get_dls', 'DataLoader', 'Seq
 
 # %% ../nbs/04_minibatch_training.ipynb #72ec35d5
 import torch
-from torch import nn, tensor, Tensor
+from torch import nn, Tensor
 from torch.utils.data import DataLoader, SequentialSampler, RandomSampler, BatchSampler, default_collate
 from .validate import check_int, check_workers
 # nbdev adds the names in `_all_` to the module's `__all__`, so `from miniai.training import *` gives them too
@@ -19,8 +19,7 @@ def accuracy(out:Tensor, # Model outputs, one row of class scores per item
              yb:Tensor # The target class index of each item, shape `(N,)`
             )->Tensor: # Share of items whose top score is the target, in [0, 1]
     "Share of rows of `out` whose highest score is at the index given by `yb`."
-    if yb.shape!=out.shape[:1]:
-        raise ValueError(f"yb should hold one class index per row of out, shape ({len(out)},), but got shape {tuple(yb.shape)}")
+    if yb.shape!=out.shape[:1]: raise ValueError(f"yb should be one class index per row of out, shape ({len(out)},), but got shape {tuple(yb.shape)}")
     return (out.argmax(dim=1)==yb).float().mean()
 
 def report(loss:Tensor, # Loss of the batch
@@ -32,60 +31,54 @@ def report(loss:Tensor, # Loss of the batch
 # %% ../nbs/04_minibatch_training.ipynb #5729a84d
 class Dataset:
     "Pairs of `x[i]` and `y[i]`; index with an int, a slice or a list of indices."
-    def __init__(self,
-                 x, # Inputs, indexable, one per item
+    def __init__(self, x, # Inputs, indexable, one per item
                  y): # Targets, the same length as `x`
-        if len(x)!=len(y):
-            raise ValueError(f"x and y should have the same length, but got len(x)={len(x)} and len(y)={len(y)}")
+        if len(x)!=len(y): raise ValueError(f"x and y should have the same length, but got len(x)={len(x)} and len(y)={len(y)}")
         self.x, self.y = x, y
     def __len__(self): return len(self.x)
-    def __getitem__(self, i):
-        if isinstance(i, list): i = tensor(i, dtype=torch.long)  # once, not once for `x` and again for `y`; `[]` too
-        return self.x[i], self.y[i]
+    def __getitem__(self, i): return self.x[i], self.y[i]
 
 # %% ../nbs/04_minibatch_training.ipynb #1a046f81
-def fit(epochs:int, # Passes over `train_dl`; 0 does nothing
+def _check_loader(k, dl):
+    "Raise unless `dl` can be gone over once per epoch: an iterable, but no iterator, which the first pass would use up"
+    if not hasattr(dl, '__iter__') or hasattr(dl, '__next__'):
+        raise TypeError(f"{k} should be an iterable of batches (xb, yb) to go over each epoch, such as a DataLoader or a list, "
+                        f"not an iterator that one epoch uses up, but got {k}={dl!r}")
+
+def fit(epochs:int, # Passes over `train_dl`; 0 does nothing and returns `None`
         model:nn.Module, # The model to train
         loss_func, # Called as `loss_func(preds, yb)`
         opt, # Optimizer over the model's parameters, with `step` and `zero_grad`
-        train_dl, # Training batches `(xb, yb)`
-        valid_dl # Validation batches, at least one
-       )->tuple: # Validation loss and accuracy after the last epoch (`None` for 0 epochs)
-    "Train `model` for `epochs` on `train_dl`, printing loss and accuracy on all of `valid_dl` after each epoch."
+        train_dl, # Training batches `(xb, yb)`, gone over afresh each epoch: a `DataLoader` or a list, not a one-shot iterator
+        valid_dl): # Validation batches, at least one, also gone over afresh each epoch
+    "Train `model` for `epochs` on `train_dl`, printing loss and accuracy on all of `valid_dl` after each epoch; return the last ones."
     check_int('epochs', epochs, lo=0)
-    for k,dl in (('train_dl', train_dl), ('valid_dl', valid_dl)):
-        if not hasattr(dl, '__iter__'):
-            raise TypeError(f"{k} should be an iterable of batches (xb, yb), such as a DataLoader, but got {k}={dl!r}")
-    res = None
+    _check_loader('train_dl', train_dl); _check_loader('valid_dl', valid_dl)
     for epoch in range(epochs):
         model.train()
         for xb,yb in train_dl:
-            loss = loss_func(model(xb), yb)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
+            loss_func(model(xb), yb).backward()
+            opt.step(); opt.zero_grad()
         model.eval()
         with torch.no_grad():
             tot_loss, tot_acc, count = 0., 0., 0
             for xb,yb in valid_dl:
-                pred, k = model(xb), len(xb)
-                count += k
-                tot_loss += loss_func(pred, yb)*k
-                tot_acc += accuracy(pred, yb)*k
-        if count==0: raise ValueError(f"valid_dl should yield at least one batch, but got none from {valid_dl!r}")
+                pred, n = model(xb), len(xb)
+                count += n
+                tot_loss += loss_func(pred, yb)*n
+                tot_acc += accuracy(pred, yb)*n
+        if not count: raise ValueError(f"valid_dl should yield at least one batch, but got none from {valid_dl!r}")
         res = (tot_loss/count).item(), (tot_acc/count).item()
         print(epoch, *(f'{o:.4f}' for o in res))
-    return res
+    return res if epochs else None
 
 # %% ../nbs/04_minibatch_training.ipynb #b8bb0e08
 def get_dls(train_ds, # Training dataset
             valid_ds, # Validation dataset
             bs:int, # Training batch size; validation uses `2*bs`
-            **kwargs # Passed to both `DataLoader`s, e.g. `collate_fn`, `num_workers`
-           )->tuple: # The training and the validation `DataLoader`
+            **kwargs): # Passed to both `DataLoader`s, e.g. `collate_fn`, `num_workers`
     "A shuffled training `DataLoader` and a validation one with twice the batch size."
     check_int('bs', bs)  # PyTorch's loaders take only a Python `int`
     check_workers(kwargs.get('num_workers', 0), kwargs.get('multiprocessing_context'), train_ds=train_ds, valid_ds=valid_ds,
                   **{k: kwargs.get(k) for k in ('collate_fn', 'worker_init_fn')})
-    return (DataLoader(train_ds, batch_size=int(bs), shuffle=True, **kwargs),
-            DataLoader(valid_ds, batch_size=2*int(bs), **kwargs))
+    return DataLoader(train_ds, int(bs), shuffle=True, **kwargs), DataLoader(valid_ds, 2*int(bs), **kwargs)

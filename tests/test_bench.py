@@ -1,5 +1,5 @@
 "The benchmarks compare like with like: these check their logic on small data, without timing anything."
-import sys, torch
+import sys, pytest, torch
 from pathlib import Path
 from torch import nn, optim
 import torch.nn.functional as F, torch.utils.data as tud
@@ -43,3 +43,11 @@ def test_bench_05_compares_both_paths_over_the_same_batches():
     assert r['n'] == 10 and r['batches'] == 3
     assert all(r[k] > 0 for k in ('course', 'fast', 'decode'))
     assert torch.get_num_threads() == threads  # timed on one thread, then put back
+
+def test_bench_05_notices_batches_that_differ(monkeypatch):
+    "The comparison above can fail: a course path whose images are off by one gives other batches"
+    @bench_05.inplace
+    def shifted(b): b['image'] = [bench_05.to_tensor(o)+1 for o in b['image']]
+    monkeypatch.setattr(bench_05, 'transformi', shifted)
+    with pytest.raises(AssertionError, match="the fast path's batches differ from the course's"):
+        bench_05.compare(image_dd(n_train=10, n_valid=3), bs=4, reps=1)
