@@ -18,7 +18,18 @@ from nbclient import NotebookClient
 from helpers import DATA, root
 
 # torchvision.transforms.functional's functions the course's notebooks use -> our code for each
-TF_STANDINS = {'to_tensor': 'from miniai.datasets import to_tensor'}
+TF_STANDINS = {'to_tensor': 'from miniai.datasets import to_tensor', 'hflip': 'def hflip(x): return x.flip(-1)'}
+# torchvision.transforms' classes the course's notebooks use -> ours, on a batch tensor, drawn per image (miniai.augment)
+T_STANDINS = '''
+from torch import nn
+from miniai.augment import rand_crop, rand_flip
+class RandomCrop(nn.Module):
+    def __init__(self, size, padding=0): super().__init__(); self.padding = padding
+    def forward(self, x): return rand_crop(x, self.padding)
+class RandomHorizontalFlip(nn.Module):
+    def __init__(self, p=0.5): super().__init__(); self.p = p
+    def forward(self, x): return rand_flip(x, self.p)
+'''
 # Libraries that look for torchvision when imported (and would take the stand-in for it): imported before it is there
 PROBE_FIRST = ['datasets', 'torcheval.metrics']
 
@@ -34,6 +45,7 @@ _tf = types.ModuleType('torchvision.transforms.functional')
 exec({standins!r}, vars(_tf))
 _tv, _t = types.ModuleType('torchvision'), types.ModuleType('torchvision.transforms')
 _tv.transforms, _t.functional = _t, _tf
+exec({tstandins!r}, vars(_t))
 for _m in (_tv, _t, _tf):
     _m.__spec__ = importlib.machinery.ModuleSpec(_m.__name__, None)
     sys.modules[_m.__name__] = _m
@@ -66,6 +78,13 @@ SUBS = {
                   ("' '.join(timm.list_models('*resnet*'))", 'pass', "timm left out"),
                   ("model = timm.create_model('resnet18d', in_chans=1, num_classes=10)",
                    'model = get_model(act_gr, norm=nn.BatchNorm2d).apply(iw)', "timm left out: the lesson's ResNet in its place")],
+    '14_augment': [_data, _export,
+                   ('num_workers=fc.defaults.cpus', 'num_workers=0', _workers[2]),
+                   ('lr,epochs = 6e-2,5', 'lr,epochs = 6e-2,1', "one epoch per fit instead of five, for a CPU"),
+                   ('epochs = 20', 'epochs = 1', "one epoch instead of twenty, for a CPU"),
+                   ('epochs = 50', 'epochs = 1', "one epoch instead of fifty, for a CPU"),
+                   ('epochs = 25', 'epochs = 1', "one epoch instead of twenty-five, for a CPU"),
+                   ('epochs=5', 'epochs=1', "one epoch instead of five, for a CPU")],
 }
 
 def course_dir():
@@ -81,7 +100,7 @@ def course_nb(name, n_train=2048, n_valid=1024):
         if not hits: raise ValueError(f"{name}: the substitution of {old!r} ({why}) matches no cell: has the course's notebook changed?")
         for c in hits: c.source = c.source.replace(old, new)
     standins = '\n'.join(TF_STANDINS.values())
-    prelude = PRELUDE.format(pkg=str(root/'miniai'), standins=standins, probe=PROBE_FIRST, n_train=n_train, n_valid=n_valid)
+    prelude = PRELUDE.format(pkg=str(root/'miniai'), standins=standins, tstandins=T_STANDINS, probe=PROBE_FIRST, n_train=n_train, n_valid=n_valid)
     nb.cells.insert(0, nbformat.v4.new_code_cell(textwrap.dedent(prelude).strip()))
     return nb
 

@@ -301,9 +301,9 @@ def test_12_accel_sgd():
     rec.plot()
     assert len(rec.recs['mom']) == tmax and max(rec.recs['lr']) == pytest.approx(6e-2, rel=0.01)
 
-# 13_resnet: a summary patched onto Learner, with hooks and a one-batch fit
+# 13_resnet: a summary as the course first patched it onto Learner, with hooks and a one-batch fit (a plain function
+# here: patched, it would replace miniai.augment's `Learner.summary` for every test after this file is imported)
 
-@fc.patch
 def summary(self:Learner):
     res = '|Module|Input|Output|Num params|\n|--|--|--|--|\n'
     tot = 0
@@ -318,7 +318,7 @@ def summary(self:Learner):
 
 def test_13_resnet(capsys):
     model = nn.Sequential(*cnn_layers())
-    res = TrainLearner(model, dls, F.cross_entropy).summary()
+    res = summary(TrainLearner(model, dls, F.cross_entropy))
     assert res.count('\n') == 2+6 and '|Flatten|(32, 4, 1, 1)|(32, 4)|0|' in res   # a validation batch
     assert f'Tot params:  {sum(p.numel() for p in model.parameters())}' in capsys.readouterr().out
     summary_lr1 = lambda self: self.fit(1, lr=1, cbs=SingleBatchCB())   # the older form: trains one batch at lr=1
@@ -348,8 +348,7 @@ class CapturePreds(Callback):
     def after_fit(self, learn):
         self.all_preds,self.all_targs,self.all_inps = map(torch.cat, [self.all_preds,self.all_targs,self.all_inps])
 
-@fc.patch
-def capture_preds(self: Learner, cbs=None, inps=False):
+def capture_preds(self: Learner, cbs=None, inps=False):   # the course's, as a function (see `summary` above)
     cp = CapturePreds()
     self.fit(1, train=False, cbs=[cp]+fc.L(cbs))
     res = cp.all_preds,cp.all_targs
@@ -383,16 +382,16 @@ def test_14_augment():
     assert learn.preds.dtype == torch.bfloat16 and learn.loss.dtype == torch.float32
     assert not torch.is_autocast_enabled('cpu')
     assert all(math.isfinite(d['loss']) for d in metrics.log)
-    ap1, at = learn.capture_preds()
+    ap1, at = capture_preds(learn)
     ttacb = BatchTransformCB(partial(tfm_batch, tfm_x=partial(torch.flip, dims=(-1,))), on_val=True)
-    ap2, at2 = learn.capture_preds(cbs=[ttacb])
+    ap2, at2 = capture_preds(learn, cbs=[ttacb])
     assert ap1.shape == ap2.shape == (len(dls.valid.dataset), 4) and torch.equal(at, at2) and ap1.dtype == torch.float32
     assert not torch.equal(ap1, ap2) and len(learn.cbs) == 5
     ap = torch.stack([ap1,ap2]).mean(0).argmax(1)
     tta = (ap==at).float().mean().item()
-    p, t, i = learn.capture_preds(inps=True)
+    p, t, i = capture_preds(learn, inps=True)
     assert i.shape == (len(dls.valid.dataset), 1, 28, 28) and torch.equal(i, dls.valid.dataset.x) and torch.equal(p, ap1)
-    _, _, i2 = learn.capture_preds(cbs=[ttacb], inps=True)
+    _, _, i2 = capture_preds(learn, cbs=[ttacb], inps=True)
     assert torch.equal(i2, i.flip(-1))   # what the model saw was flipped, and the predictions were of those images
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16): direct = [learn.model(o).float() for o in (i, i2)]
     assert all(torch.allclose(a, b, atol=0.05) for a,b in zip((ap1, ap2), direct))
