@@ -9,23 +9,12 @@ __all__ = ['def_device', 'conv', 'map_tensors', 'to_device', 'collate_device']
 import torch
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass, replace
-from typing import Any
 from torch import nn, Tensor
-from torch.utils.data import default_collate
-from .validate import check_bool, check_int
 
 # %% ../nbs/07_convolutions.ipynb #0c431137
-def conv(ni:int, # Input channels
-         nf:int, # Output channels: the number of kernels
-         ks:int=3, # Kernel size, odd, so that padding `ks//2` keeps the size at stride 1
-         stride:int=2, # Step between kernel positions; 2 halves the height and width, rounding up
-         act:bool=True # Follow the convolution with a ReLU?
-        )->nn.Module: # `Conv2d`, or `Sequential(Conv2d, ReLU)` when `act`
-    "A `Conv2d` with padding `ks//2`, followed by a ReLU unless `act=False`."
-    for k,v in dict(ni=ni, nf=nf, ks=ks, stride=stride).items(): check_int(k, v)
-    if ks%2==0: raise ValueError(f"ks should be odd, but got ks={ks}: with padding ks//2={ks//2} an even kernel "
-                                 f"makes the output one pixel larger than the input at stride 1")
-    check_bool('act', act)
+def conv(ni:int, nf:int, ks:int=3, stride:int=2, act:bool=True)->nn.Module:
+    "A `Conv2d` from `ni` to `nf` channels with `ks`×`ks` kernels and padding `ks//2`, followed by a ReLU if `act`."
+    if ks%2==0: raise ValueError(f"ks should be odd, but got ks={ks}: with padding ks//2 an even kernel makes the output one pixel larger than the input")
     res = nn.Conv2d(ni, nf, kernel_size=ks, stride=stride, padding=ks//2)
     return nn.Sequential(res, nn.ReLU()) if act else res
 
@@ -33,26 +22,22 @@ def conv(ni:int, # Input channels
 def_device = 'mps' if torch.backends.mps.is_available() else 'cuda' if torch.cuda.is_available() else 'cpu'
 
 def map_tensors(f:callable, # Called on each tensor, e.g. `lambda t: t.to('cuda')`
-                x # A tensor, or mappings, lists, tuples (named ones too) and dataclasses of them, nested in any way
-               )->Any: # `x` with `f(t)` for each tensor `t`; mappings become `dict`s, the others keep their type
-    "Apply `f` to every tensor in `x`, walking through mappings, lists, tuples and dataclasses; anything else is left as is."
+                x): # A tensor, or mappings, lists, tuples (named ones too) and dataclasses of them, nested in any way
+    "`x` with `f(t)` for each tensor `t` in it; mappings become `dict`s, other containers keep their type, anything else is left as is."
     if isinstance(x, Tensor): return f(x)
     if isinstance(x, Mapping): return {k: map_tensors(f, v) for k,v in x.items()}
     if isinstance(x, tuple) and hasattr(x, '_fields'): return type(x)(*(map_tensors(f, o) for o in x))
     if isinstance(x, (list, tuple)): return type(x)(map_tensors(f, o) for o in x)
-    if is_dataclass(x) and not isinstance(x, type):   # a dataclass instance: a copy, with each field set by `__init__` mapped
-        return replace(x, **{o.name: map_tensors(f, getattr(x, o.name)) for o in fields(x) if o.init})
+    if is_dataclass(x) and not isinstance(x, type): return replace(x, **{o.name: map_tensors(f, getattr(x, o.name)) for o in fields(x) if o.init})
     return x
 
-def to_device(x, # A tensor, or mappings, lists, tuples and dataclasses of them (anything else is left as is)
-              device:str=None # Where to move the tensors: 'cpu', 'cuda', 'mps', ...; `def_device` when `None`
-             )->Any: # `x` with every tensor on `device`; mappings become `dict`s, the others keep their type
-    "Move every tensor in `x` to `device`, walking through mappings, lists, tuples and dataclasses (with `map_tensors`)."
-    device = def_device if device is None else device
+def to_device(x, # A tensor, or mappings, lists, tuples and dataclasses of them, as `map_tensors` walks them
+              device=None): # 'cpu', 'cuda', 'mps', a `torch.device`...; `def_device` (read when called) when `None`
+    "`x` with every tensor moved to `device`."
+    device = torch.device(def_device if device is None else device)   # a float such as 1.5 is refused here: `t.to(1.5)` would read it as a dtype
     return map_tensors(lambda t: t.to(device), x)
 
 # %% ../nbs/07_convolutions.ipynb #751e8440
-def collate_device(b:list # Items, as a `DataLoader` hands them to its `collate_fn`
-                  )->Any: # The batch from `default_collate` (a list for tuple items, a dict for dicts), on `def_device`
-    "`default_collate` the items of `b`, then move the batch to `def_device`."
-    return to_device(default_collate(b), def_device)
+def collate_device(b): # Items, as a `DataLoader` hands them to its `collate_fn`
+    "`default_collate` the items of `b`, then move the batch to `def_device` (read when called)."
+    return to_device(torch.utils.data.default_collate(b))
