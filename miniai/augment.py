@@ -128,7 +128,11 @@ def rand_erase(x:Tensor, # Images, N×C×H×W, changed in place
 
 class RandErase(nn.Module):
     "`rand_erase` as a layer, to go in an `nn.Sequential` of augmentations"
-    def __init__(self, pct:float=0.2, max_num:int=4): super().__init__(); fc.store_attr()
+    def __init__(self,
+                 pct:float=0.2, # Each patch's share of the height and of the width
+                 max_num:int=4): # Most patches per image; each image draws its own number, 0 to `max_num`
+        super().__init__()
+        fc.store_attr()
     def forward(self, x): return rand_erase(x, self.pct, self.max_num)
 
 # %% ../nbs/14_augment.ipynb #afd93189
@@ -144,5 +148,9 @@ def rand_copy(x:Tensor, # Images, N×C×H×W, changed in place
 
 class RandCopy(nn.Module):
     "`rand_copy` as a layer, to go in an `nn.Sequential` of augmentations"
-    def __init__(self, pct:float=0.2, max_num:int=4): super().__init__(); fc.store_attr()
+    def __init__(self,
+                 pct:float=0.2, # Each patch's share of the height and of the width
+                 max_num:int=4): # Most patches per image; each image draws its own number, 0 to `max_num`
+        super().__init__()
+        fc.store_attr()
     def forward(self, x): return rand_copy(x, self.pct, self.max_num)
