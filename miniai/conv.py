@@ -12,7 +12,12 @@ from dataclasses import fields, is_dataclass, replace
 from torch import nn, Tensor
 
 # %% ../nbs/07_convolutions.ipynb #0c431137
-def conv(ni:int, nf:int, ks:int=3, stride:int=2, act:bool=True)->nn.Module:
+def conv(ni:int, # Input channels
+         nf:int, # Output channels: the number of kernels
+         ks:int=3, # Kernel size, odd, so that padding `ks//2` keeps the size at stride 1
+         stride:int=2, # Step between kernel positions; 2 halves the height and width
+         act:bool=True # Follow the convolution with a ReLU?
+        )->nn.Module:
     "A `Conv2d` from `ni` to `nf` channels with `ks`×`ks` kernels and padding `ks//2`, followed by a ReLU if `act`."
     if ks%2==0: raise ValueError(f"ks should be odd, but got ks={ks}: with padding ks//2 an even kernel makes the output one pixel larger than the input")
     res = nn.Conv2d(ni, nf, kernel_size=ks, stride=stride, padding=ks//2)
@@ -23,7 +28,7 @@ def_device = 'mps' if torch.backends.mps.is_available() else 'cuda' if torch.cud
 
 def map_tensors(f:callable, # Called on each tensor, e.g. `lambda t: t.to('cuda')`
                 x): # A tensor, or mappings, lists, tuples (named ones too) and dataclasses of them, nested in any way
-    "`x` with `f(t)` for each tensor `t` in it; mappings become `dict`s, other containers keep their type, anything else is left as is."
+    "`x` with `f(t)` for each tensor `t` in it; mappings become dictionaries, other containers keep their type, anything else is left as is."
     if isinstance(x, Tensor): return f(x)
     if isinstance(x, Mapping): return {k: map_tensors(f, v) for k,v in x.items()}
     if isinstance(x, tuple) and hasattr(x, '_fields'): return type(x)(*(map_tensors(f, o) for o in x))

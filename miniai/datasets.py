@@ -17,7 +17,8 @@ from .training import *
 from .validate import check_int, check_workers
 
 # %% ../nbs/05_datasets.ipynb #33fa59ef
-def to_tensor(im)->torch.Tensor:
+def to_tensor(im # A PIL image, or a numpy array H×W or H×W×C
+             )->torch.Tensor:
     "Convert `im`, a PIL image or a numpy array H×W or H×W×C, to a float tensor C×H×W, as torchvision's `to_tensor` does: `uint8` pixels are divided by 255."
     a = np.array(im)
     if a.ndim not in (2, 3): raise ValueError(f"to_tensor needs an image of shape (H, W) or (H, W, C), but got shape {a.shape}")
@@ -25,7 +26,8 @@ def to_tensor(im)->torch.Tensor:
     return t.float()/255 if t.dtype==torch.uint8 else t.float()
 
 # %% ../nbs/05_datasets.ipynb #679775fc
-def inplace(f:callable)->callable:
+def inplace(f:callable # Changes a batch in place; what it returns is ignored
+           )->callable:
     "Turn `f`, which changes a batch in place (what it returns is ignored), into a transform that returns the batch, with `f`'s name."
     @wraps(f)
     def _f(b):
@@ -121,10 +123,16 @@ def _splits(dd):
 
 class DataLoaders:
     "A training and a validation `DataLoader`, kept together as `train` and `valid`."
-    def __init__(self, train:DataLoader, valid:DataLoader): fc.store_attr()
+    def __init__(self,
+                 train:DataLoader, # Batches to train on
+                 valid:DataLoader): # Batches to validate on
+        fc.store_attr()
 
     @classmethod
-    def from_dd(cls, dd, batch_size:int, **kwargs):
+    def from_dd(cls,
+                dd, # A `DatasetDict` with a 'train' split and a 'valid', 'validation' or 'test' one
+                batch_size:int, # Training batch size; validation uses twice as many
+                **kwargs): # Passed to both `DataLoader`s, e.g. `num_workers`
         """Loaders over `dd`'s 'train' split (shuffled, `batch_size` items a batch) and its 'valid', 'validation' or 'test'
         split (twice as many), yielding tuples via `collate_dict`; `kwargs` go to both `DataLoader`s, e.g. `num_workers`."""
         check_int('batch_size', batch_size)
@@ -132,7 +140,9 @@ class DataLoaders:
         return cls(*get_dls(trn, val, batch_size, collate_fn=collate_dict(trn), **kwargs))
 
 # %% ../nbs/05_datasets.ipynb #f99e29a0
-def tensorize(ds, flat:bool=False)->Dataset:
+def tensorize(ds, # A split whose first feature is the images and second the labels
+              flat:bool=False # Flatten each image into a vector, for a linear model
+             )->Dataset:
     """Decode every image of `ds` (a split whose first feature is the images and second the labels) once with `to_tensor`,
     and keep them as float tensors N×C×H×W (N×CHW if `flat`, for a linear model) in a `Dataset`, with the labels."""
     ims, labels = ds.with_format(None).select_columns(list(ds.features)[:2])[:].values()
@@ -144,7 +154,11 @@ def _batch_dl(ds, bs, shuffle, **kwargs):   # each index a list of `bs` indices,
     return DataLoader(ds, sampler=BatchSampler((RandomSampler if shuffle else SequentialSampler)(ds), bs, False), batch_size=None, **kwargs)
 
 @patch(cls_method=True)
-def from_tensorized(cls:DataLoaders, dd, batch_size:int, flat:bool=False, **kwargs):
+def from_tensorized(cls:DataLoaders,
+                    dd, # A `DatasetDict`, split as for `from_dd`, without transforms
+                    batch_size:int, # Training batch size; validation uses twice as many
+                    flat:bool=False, # Flatten each image into a vector, for a linear model
+                    **kwargs): # Passed to both `DataLoader`s
     """Like `from_dd` (`dd` without transforms), but each split is decoded once by `tensorize` (`flat` as there), and each
     batch is one indexing of its tensors."""
     check_int('batch_size', batch_size)

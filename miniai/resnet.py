@@ -7,13 +7,13 @@ __all__ = ['act_gr', 'ResBlock']
 
 # %% ../nbs/13_resnet.ipynb #c22175c6
 import fastcore.all as fc
-from functools import partial
 from torch import nn
 from .init import GeneralRelu, conv
 
 # %% ../nbs/13_resnet.ipynb #bc1e9633
-act_gr = partial(GeneralRelu, leak=0.1, sub=0.4)
-act_gr.__doc__ = "Make a `GeneralRelu(leak=0.1, sub=0.4)`: the activation of lesson 17's best runs, and of every block here."
+def act_gr()->nn.Module:
+    "Make a `GeneralRelu(leak=0.1, sub=0.4)`: the activation of lesson 17's best runs, and of every block here."
+    return GeneralRelu(leak=0.1, sub=0.4)
 
 # %% ../nbs/13_resnet.ipynb #3d3adcea
 def _conv_block(ni, nf, stride, act=act_gr, norm=None, ks=3):
@@ -21,7 +21,7 @@ def _conv_block(ni, nf, stride, act=act_gr, norm=None, ks=3):
                          conv(nf, nf, stride=stride, act=None, norm=norm, ks=ks))
 
 class ResBlock(nn.Module):
-    "Two `conv`s plus the input (through `pool` and `idconv` where the size or the width changes), then `act`."
+    "Two `conv` layers plus the input (through `pool` and `idconv` where the size or the width changes), then `act`."
     def __init__(self,
                  ni:int, # Input channels
                  nf:int, # Output channels
