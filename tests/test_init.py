@@ -191,7 +191,7 @@ def test_general_relu_forward(leak, sub, maxv):
 @pytest.mark.parametrize('leak,sub,maxv', [(None, 0.4, None), (None, None, 2.), (None, 0.4, 2.)])
 def test_general_relu_backward_without_leak(cls, leak, sub, maxv):
     "After a plain ReLU the course's in-place `-=` and `clamp_max_` break the backward pass."
-    x = torch.linspace(-4, 4, 17).requires_grad_()
+    x = (torch.linspace(-4, 4, 17)+0.1).requires_grad_()   # no input at a kink, where PyTorch versions differ
     cls(leak, sub, maxv)(x).sum().backward()
     xh = x.detach().clone().requires_grad_()
     general_relu(xh, leak, sub, maxv).sum().backward()
