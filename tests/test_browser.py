@@ -132,7 +132,7 @@ def test_06_button_output_in_jupyterlab(tmp_path, capsys):
     proj = tmp_path/'project'  # a copy: settings.ini lets the last cell's nbdev_export() run; nbs/ stays untouched
     (proj/'nbs').mkdir(parents=True)
     shutil.copy(root/'settings.ini', proj)
-    nb = json.loads((root/'nbs'/NB).read_text())   # less the cells that wait at the debugger's prompt (`#| eval: false`)
+    nb = json.loads((root/'nbs'/NB).read_text())   # less any `#| eval: false` cell, which nbdev's runner skips too
     nb['cells'] = [c for c in nb['cells'] if not re.match(r'#\|\s*eval:\s*false\s*$', ''.join(c['source']).split('\n')[0])]
     (proj/'nbs'/NB).write_text(json.dumps(nb))
     assert nb['metadata'].get('kernelspec', {}).get('name') == 'python3', \

@@ -1,6 +1,6 @@
 """Every notebook in nbs/ runs top to bottom in a real Jupyter kernel, as a learner runs it: widgets, worker
 processes and display included, and any error fails the test. Cells marked `#| eval: false` are skipped, as
-nbdev's own runner (`nbdev_test`) skips them: they wait for a person (a debugger prompt, say).
+nbdev's own runner (`nbdev_test`) skips them (none of ours has one: a debugger session is scripted instead).
 
 Lesson 04 starts worker processes. It also runs as it does on macOS and Windows (workers *spawned*) and on Linux
 from Python 3.14 (*forkserver*), and must print the same training results as with the default start method."""
