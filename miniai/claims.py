@@ -7,6 +7,7 @@ __all__ = ['hp', 'st', 'Finding', 'CheckResult', 'Case', 'Fail', 'expect', 'rais
 
 # %% ../nbs/00_claims.ipynb #2ae7eaa1
 import importlib, multiprocessing as mp, os, signal, sys, time, traceback, warnings
+from contextlib import suppress
 from functools import wraps
 from types import ModuleType, SimpleNamespace
 from typing import Callable, NamedTuple
@@ -61,8 +62,7 @@ def expect(ok:bool, # Whether the claim holds for this case
 def raised(e:BaseException, # An error the code under check raised
           )->str: # Its type and message, in backticks
     "The error `e` in short, for a report: `` `TypeError: message` ``"
-    msg = ' '.join(str(e).split())
-    return f"`{type(e).__name__}: {msg if len(msg)<=200 else msg[:200]+'…'}`"
+    return f"`{type(e).__name__}: {(m := ' '.join(str(e).split()))[:200] + '…'*(len(m)>200)}`"
 
 class Claim(NamedTuple):
     "One claim a check makes, the cases to try it on, and the test of one case"
@@ -78,9 +78,7 @@ for m in (hp, st): m.__getattr__ = lambda k, name=m.__name__: getattr(importlib.
 def composite(f:callable, # Draws one `Case`, called as `f(draw, ...)` with hypothesis's `draw`
              )->callable: # Called as `f(...)`, makes a hypothesis strategy
     "`@st.composite`, applied when the strategy is first made: `f(draw, ...)` becomes `f(...)`, a strategy"
-    @wraps(f)
-    def strategy(*args, **kwargs): return st.composite(f)(*args, **kwargs)
-    return strategy
+    return wraps(f)(lambda *args, **kwargs: st.composite(f)(*args, **kwargs))
 
 # %% ../nbs/00_claims.ipynb #d62855bd
 def _first_fail(e):
@@ -89,7 +87,7 @@ def _first_fail(e):
     for x in [*getattr(e, 'exceptions', ()), e.__cause__, e.__context__]:
         if (f := _first_fail(x)) is not None: return f
 
-def _holds(claim, tell):
+def _holds(claim, tell, trace=None):
     "Try `claim` on up to `claim.n` cases, telling `tell` each one's description first: a `Finding` on the smallest failing one"
     @hp.settings(max_examples=claim.n, deadline=None, database=None, derandomize=True, print_blob=False,
                  verbosity=hp.Verbosity.quiet, report_multiple_bugs=False, suppress_health_check=list(hp.HealthCheck),
@@ -99,9 +97,13 @@ def _holds(claim, tell):
     def run(c):
         tell(str(c))
         torch.manual_seed(0)
+        old = sys.gettrace()
+        if trace: sys.settrace(trace)  # on while the test runs (and its time is up), off while hypothesis runs
         try: claim.test(c)
         except Fail as e: raise Fail(f"with {c}: {e}") from e.__cause__
         except Exception as e: raise Fail(f"with {c}: your code raised {raised(e)}") from e
+        finally:
+            if trace: sys.settrace(old)
     try: run()
     except Exception as e:
         if (f := _first_fail(e)) is None: return Finding(claim.text, False, f"the check raised {raised(e)}", traceback.format_exc())
@@ -109,54 +111,46 @@ def _holds(claim, tell):
     return Finding(claim.text, True)
 
 # %% ../nbs/00_claims.ipynb #5574b3ae
-_late = "still running when the check's time ran out (an endless loop, or very slow code? `timeout=` gives a check more time)"
+def _send(claims, w):
+    "In the child: try `claims`, sending through `w` what they find, then end at once (whatever threads the code started)"
+    sys.stdout = sys.stderr = open(os.devnull, 'w')
+    torch.set_num_threads(1)  # as in a `DataLoader`'s workers: this process's threads don't live on in a child
+    for c in claims: w.send(_holds(c, w.send))
+    os._exit(0)
 
 def _in_child(claims, end):
-    "Try `claims` in a forked child ended at `end`: what it sent, and why it stopped if it stopped early"
+    "Try `claims` in a forked child ended at `end`: what it sent, and how it ended if it ended before `end`"
     r, w = mp.Pipe(duplex=False)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', DeprecationWarning)  # Python 3.12+: "fork() may deadlock" a child; `end` holds anyway
-        pid = os.fork()
-    if pid==0:  # the child: sends what it finds, then ends without running this process's exit handlers
-        try:
-            r.close(); sys.stdout = sys.stderr = open(os.devnull, 'w')
-            for c in claims: w.send(_holds(c, w.send))
-        finally: os._exit(0)
-    w.close()
-    msgs, why = [], _late
+        (p := mp.get_context('fork').Process(target=_send, args=(claims, w))).start()
+    w.close()  # the child holds the only sending end: when it ends, `r` says so
+    msgs, ended = [], False
     try:
         while (left := end-time.monotonic())>0 and r.poll(min(left, 3600)): msgs.append(r.recv())
-    except EOFError: why = None  # the child ended
-    finally:
-        r.close()
-        os.kill(pid, signal.SIGKILL)  # if still running; until it is waited for, its pid can't go to another process
-        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    return msgs, why or f"the process trying it ended ({f'killed by {signal.Signals(-code).name}' if code<0 else f'exit code {code}'})"
+    except EOFError: ended = True
+    finally: r.close(); p.kill(); p.join()  # ended if still running, and waited for: nothing is left running
+    return msgs, ended and (f'killed by {signal.Signals(-p.exitcode).name}' if p.exitcode<0 else f'exit code {p.exitcode}')
 
 # %% ../nbs/00_claims.ipynb #c70b23a4
 class _Timeout(BaseException): "Raised in a claim's test still running when the check's time is up"
 
 def _in_process(claims, end):
-    "Try `claims` here, raising `_Timeout` in a test still running at `end`: what they found, and why they stopped early"
+    "Try `claims` here, raising `_Timeout` in a test still running at `end`: what they found before it, if it came"
     def trace(frame, event, arg):
         frame.f_trace_opcodes = True  # called for each step, even in `while True: pass`, which runs no new line
         if time.monotonic()>end: raise _Timeout
         return trace
-    def traced(test):  # the claim's test, run with `trace` on: hypothesis itself runs as usual
-        def run(c):
-            sys.settrace(trace)
-            try: return test(c)
-            finally: sys.settrace(old)
-        return run
-    msgs, old = [], sys.gettrace()
-    try:
-        for c in claims: msgs.append(_holds(c._replace(test=traced(c.test)), msgs.append))
-    except _Timeout: return msgs, _late
+    msgs = []
+    with suppress(_Timeout):
+        for c in claims: msgs.append(_holds(c, msgs.append, trace))
     return msgs, None
 
 _fork = sys.platform=='linux'
 
 # %% ../nbs/00_claims.ipynb #2d4ca1b2
+_late = "still running when the check's time ran out (an endless loop, or very slow code? `timeout=` gives a check more time)"
+
 def run_claims(title:str, # Names the report, e.g. `check_sampler(Sampler)`
                claims:list, # The `Claim`s, tried in order
                timeout:float, # Seconds for all of them together
@@ -165,14 +159,12 @@ def run_claims(title:str, # Names the report, e.g. `check_sampler(Sampler)`
               )->CheckResult:
     "Try each claim on the cases hypothesis draws, all within `timeout` seconds, with torch's random state left as it was"
     check_real('timeout', timeout, gt=0)
-    n, end = torch.get_num_threads(), time.monotonic()+timeout
     with torch.random.fork_rng(devices=[]), torch.enable_grad():
-        torch.set_num_threads(1)
-        try: msgs, why = ([], None) if skip else (_in_child if _fork else _in_process)(claims, end)
-        finally: torch.set_num_threads(n)
+        msgs, how = ([], None) if skip else (_in_child if _fork else _in_process)(claims, time.monotonic()+timeout)
     findings = [*first, *(m for m in msgs if isinstance(m, Finding))]
     left, case = claims[len(findings)-len(first):], msgs[-1] if msgs and isinstance(msgs[-1], str) else 'its first case'
-    if left and not skip: findings.append(Finding(left.pop(0).text, False, f"with {case}: {why}"))
-    why = skip or ('the time ran out' if why is _late else "the check's process ended")
+    if left and not skip:
+        findings.append(Finding(left.pop(0).text, False, f"with {case}: " + (f"the process trying it ended ({how})" if how else _late)))
+    why = skip or ("the check's process ended" if how else 'the time ran out')
     return CheckResult(title, findings + [Finding(c.text, None, f"not checked: {why}") for c in left],
                        '' if _fork or skip else 'its time limit holds only between steps of Python here')

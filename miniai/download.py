@@ -14,26 +14,20 @@ from urllib.request import urlopen
 from .validate import check_real
 
 # %% ../nbs/00_download.ipynb #dc50776c
-def _sums(md5, sha256):
-    "The published checksums given, as `{algorithm: hex digest}` in lower case without spaces; refused if malformed"
-    sums = {}
-    for algo,v,n in (('md5', md5, 32), ('sha256', sha256, 64)):
-        if v is None: continue
-        if not isinstance(v, str): raise TypeError(f"{algo} should be a string of {n} hexadecimal digits, but got {algo}={v!r}")
-        h = ''.join(v.split()).lower()
-        if len(h)!=n or h.strip('0123456789abcdef'): raise ValueError(f"{algo} should be {n} hexadecimal digits, but got {algo}={v!r}")
-        sums[algo] = h
-    return sums
+def _hex(algo, v):
+    "The published checksum `v` in lower case without spaces, refused unless it has as many hexadecimal digits as `algo` gives"
+    n = hashlib.new(algo).digest_size*2
+    if not isinstance(v, str): raise TypeError(f"{algo} should be a string of {n} hexadecimal digits, but got {algo}={v!r}")
+    if len(h := ''.join(v.split()).lower())!=n or h.strip('0123456789abcdef'):
+        raise ValueError(f"{algo} should be {n} hexadecimal digits, but got {algo}={v!r}")
+    return h
 
-def _check_sums(path, sums, what, what_next):
-    "Raise unless the file at `path` has each checksum in `sums`"
+def _checked(path, sums, what, what_next):
+    "`path`, once the file there is found to have each checksum in `sums`"
     for algo,want in sums.items():
-        h = hashlib.new(algo)
-        with open(path, 'rb') as f:
-            while chunk := f.read(1<<20): h.update(chunk)
-        if (got := h.hexdigest())!=want:
-            raise RuntimeError(f"{what} has {algo} {got}, but {want} was expected: it is incomplete, corrupt or "
-                               f"another file. {what_next}")
+        if (got := hashlib.new(algo, Path(path).read_bytes()).hexdigest())!=want:
+            raise RuntimeError(f"{what} has {algo} {got}, but {want} was expected: it is incomplete, corrupt or another file. {what_next}")
+    return path
 
 def _remove_stale(dest):
     "Remove the parts of `dest` whose writer has ended (a run that was killed left them), and no other"
@@ -52,24 +46,22 @@ def download(url:str, # Where to fetch the file from
              timeout:float=120 # Seconds the whole download may take
             )->Path: # `dest`, complete and checked
     "Fetch `url` into `dest` unless it is there already; either way, check it against the checksums given."
-    dest, sums = Path(dest).expanduser(), _sums(md5, sha256)
     check_real('timeout', timeout, gt=0)
-    if dest.is_dir(): raise ValueError(f"dest should be the path of a file, but got dest={str(dest)!r}, a folder")
+    sums, end = {k: _hex(k, v) for k,v in (('md5', md5), ('sha256', sha256)) if v is not None}, time.monotonic()+timeout
+    if (dest := Path(dest).expanduser()).is_dir():
+        raise ValueError(f"dest should be the path of a file, but got dest={str(dest)!r}, a folder")
     _remove_stale(dest)
-    if dest.exists():
-        _check_sums(dest, sums, dest, "It was not loaded: delete it and run this again to download a fresh copy.")
-        return dest
+    if dest.exists(): return _checked(dest, sums, dest, "It was not loaded: delete it and run this again to download a fresh copy.")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    f, end = NamedTemporaryFile(dir=dest.parent, prefix=f'{dest.name}.{os.getpid()}.', suffix='.part', delete=False), time.monotonic()+timeout
+    f = NamedTemporaryFile(dir=dest.parent, prefix=f'{dest.name}.{os.getpid()}.', suffix='.part', delete=False)
     try:
         with f, urlopen(url, timeout=timeout) as r:
             while chunk := r.read1(1<<16):  # what has arrived, up to 64 KB: a trickle doesn't hold it
                 f.write(chunk)
                 if time.monotonic()>end: raise TimeoutError
-            n, size = f.tell(), r.headers.get('Content-Length')
-        if size is not None and n!=int(size):
-            raise RuntimeError(f"The download of {url} broke off after {n:,} of {int(size):,} bytes: run this again to retry.")
-        _check_sums(f.name, sums, f"The file downloaded from {url}", f"It was not kept as {dest}: try again, or use another mirror.")
+            if (size := r.headers.get('Content-Length')) is not None and f.tell()!=int(size):
+                raise RuntimeError(f"The download of {url} broke off after {f.tell():,} of {int(size):,} bytes: run this again to retry.")
+        _checked(f.name, sums, f"The file downloaded from {url}", f"It was not kept as {dest}: try again, or use another mirror.")
         os.replace(f.name, dest)
     except HTTPError as e: raise RuntimeError(f"Could not download {url}: the server answered {e.code} {e.reason}.") from e
     except URLError as e:

@@ -1,6 +1,6 @@
 """What the tests share besides fixtures: paths, the datasets the lessons read, the browser's settings, and small
 synthetic data. Import with `from helpers import ...` (pytest puts tests/ on the path)."""
-import os, subprocess, sys, textwrap
+import multiprocessing, os, select, signal, subprocess, sys, textwrap, warnings
 from pathlib import Path
 import numpy as np
 
@@ -33,6 +33,45 @@ def run_as_notebook(code, method=None, wait=True, **kwargs):
         try: out, err = p.communicate(timeout=120)
         except subprocess.TimeoutExpired: p.kill(); out, err = p.communicate()
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+class Forked:
+    """`code` (dedented) run as a notebook's main process would run it under fork, like `run_as_notebook(code, 'fork',
+    wait=False)` but in a forked child of this process, which has imported everything already, so that no fresh Python
+    starts. Answers as much of `Popen`'s interface as the worker tests use; what the code prints (stdout and stderr)
+    comes through a pipe, and a read gives up after `bound` seconds without a byte."""
+    def __init__(self, code, bound=300):
+        r, w = os.pipe()
+        def main():
+            sys.stdout = sys.stderr = open(w, 'w', buffering=1)
+            signal.signal(signal.SIGINT, signal.default_int_handler)   # Ctrl-C raises KeyboardInterrupt, as in a kernel
+            exec(textwrap.dedent(code), {'__name__': '__main__'})
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', DeprecationWarning)   # Python 3.12+: "fork() may deadlock"; a hang fails the test
+            (p := multiprocessing.get_context('fork').Process(target=main)).start()
+        os.close(w)
+        self.p, self.pid, self.fd, self.bound, self.buf, self.stdout = p, p.pid, r, bound, b'', self
+    def _more(self):
+        "Read what has come, if anything comes within the bound; `b''` at the end, or after the bound"
+        b = os.read(self.fd, 1<<16) if select.select([self.fd], [], [], self.bound)[0] else b''
+        self.buf += b
+        return b
+    def readline(self):
+        while b'\n' not in self.buf and self._more(): pass
+        line, nl, self.buf = self.buf.partition(b'\n')
+        return (line + nl).decode()
+    def read(self):
+        while self._more(): pass
+        out, self.buf = self.buf.decode(), b''
+        return out
+    stderr = property(lambda self: self)   # merged into stdout
+    returncode = property(lambda self: self.p.exitcode)
+    def send_signal(self, sig): os.kill(self.pid, sig)
+    def kill(self): self.p.kill()
+    def wait(self, timeout=None):
+        self.p.join(timeout)
+        if self.p.exitcode is None: raise subprocess.TimeoutExpired('forked main process', timeout)
+        return self.p.exitcode
+    def communicate(self, timeout=None): self.wait(timeout); return self.read(), ''
 
 def u8(*shape, seed=0):
     "Random bytes of `shape`, the same for the same `seed`."

@@ -1,11 +1,12 @@
 """The scratch `DataLoader`'s worker processes under each way of starting them: *fork* (Linux up to Python 3.13),
 *spawn* (macOS, Windows) and *forkserver* (Linux from Python 3.14). Whatever happens (a worker raises or dies, the
 loop stops early, the user presses Ctrl-C, the main process is killed) the error is clear, nothing hangs and no
-worker is left behind. What runs in the main process of a notebook, whose `__main__` is no file, runs in `python -c`."""
+worker is left behind. What runs in the main process of a notebook, whose `__main__` is no file, runs in `python -c`;
+under fork, in a forked child of the test's process, which is what a fresh Python would be by then, only quicker."""
 import multiprocessing, os, re, signal, sys
 import psutil, pytest, torch
 from miniai.scratch import BatchSampler, DataLoader, Sampler, collate
-from helpers import Dataset, Dying, Failing, RaisesUnsendable, Stuck, hits, run_as_notebook
+from helpers import Dataset, Dying, Failing, Forked, RaisesUnsendable, Stuck, hits, run_as_notebook
 
 # fork is quick; a spawned worker (or a fork server) imports torch first, so those runs are left out of the quick loop
 METHODS = ['fork', *(pytest.param(m, marks=pytest.mark.slow) for m in ('spawn', 'forkserver'))]
@@ -112,6 +113,10 @@ STUCK = '''
     print(*[p.pid for p in multiprocessing.active_children()], flush=True)
 '''
 
+def start(code, method):
+    "`code` run as a notebook's main process, with workers started by `method`: a running `Popen` or `Forked`"
+    return Forked(code) if method == 'fork' else run_as_notebook(code, method, wait=False)
+
 def workers_of(proc):
     "The worker processes whose pids `proc` prints on its first line (it prints them once both have started)"
     line = proc.stdout.readline()
@@ -125,7 +130,7 @@ def outlived(workers):
 
 @pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGTERM])
 def test_workers_end_with_the_main_process(method, sig):
-    proc = run_as_notebook(STUCK + "    import time; time.sleep(600)", method, wait=False)   # in the loop, as a kernel would be
+    proc = start(STUCK + "    import threading; threading.Event().wait()", method)   # in the loop, as a kernel would be
     try:
         workers = workers_of(proc)
         proc.send_signal(sig)   # what a kernel restart does
@@ -135,7 +140,7 @@ def test_workers_end_with_the_main_process(method, sig):
 
 def test_a_forked_worker_inside_one_long_c_call_ends_with_the_main_process():
     "A worker busy in one call that holds the GIL (no Python step, so no thread can act) still ends: the kernel kills it"
-    proc = run_as_notebook('''
+    proc = Forked('''
         import itertools, multiprocessing, torch
         from miniai.scratch import DataLoader
         from miniai.training import Dataset
@@ -147,7 +152,7 @@ def test_a_forked_worker_inside_one_long_c_call_ends_with_the_main_process():
         next(it)
         print(*[p.pid for p in multiprocessing.active_children()], flush=True)
         list(it)
-    ''', 'fork', wait=False)
+    ''')
     try:
         lines = sorted([proc.stdout.readline(), proc.stdout.readline()])   # in either order: the worker prints 'busy'
         assert lines[1] == 'busy\n', lines + [proc.stderr.read()]
@@ -161,13 +166,13 @@ def test_a_forked_worker_inside_one_long_c_call_ends_with_the_main_process():
             if w.is_running(): w.kill()
 
 def test_ctrl_c_returns_at_once_and_ends_the_workers(method):
-    proc = run_as_notebook(STUCK + '''
+    proc = start(STUCK + '''
     import miniai.scratch
     wait = miniai.scratch.wait   # says when the loader waits for workers: Ctrl-C then lands inside the loop
     miniai.scratch.wait = lambda objs: print('waiting', flush=True) or wait(objs)
     try: list(it)   # waits for batch 3, which takes ten minutes
     except KeyboardInterrupt: print('interrupted; workers left:', multiprocessing.active_children())
-    ''', method, wait=False)
+    ''', method)
     try:
         workers = workers_of(proc)
         assert proc.stdout.readline() == 'waiting\n'
@@ -178,7 +183,7 @@ def test_ctrl_c_returns_at_once_and_ends_the_workers(method):
     finally: proc.kill(); proc.wait()
 
 def test_a_notebook_class_gets_a_clear_error_at_once(method):
-    proc = run_as_notebook('''
+    proc = start('''
         import torch
         from miniai.scratch import DataLoader
         from miniai.training import Dataset
@@ -186,7 +191,7 @@ def test_a_notebook_class_gets_a_clear_error_at_once(method):
         ds = Local(torch.zeros(8, 2), torch.arange(8))
         try: print(len(list(DataLoader(ds, [[0, 1], [2, 3]], n_workers=2))), 'batches')
         except ValueError as e: print(e)
-    ''', method, wait=False)
+    ''', method)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     if method == 'fork': assert out.strip() == '2 batches'
