@@ -393,8 +393,8 @@ def _nb(bs):
 
 @composite
 def _batching(draw, drop=(None, False, True), bad=False, loader=None):
-    "A sampler of up to 40 indices, shuffled, a batch size (if `bad`, not positive), `drop_last`; `loader`: a collate function and its name"
-    n = draw(st.integers(0, 40))
+    "A sampler of up to 20 indices, shuffled, a batch size (if `bad`, not positive), `drop_last`; `loader`: a collate function and its name"
+    n = draw(st.integers(0, 20))
     bs, dl = draw(st.sampled_from([0, -1]) if bad else st.integers(1, n+5)), draw(st.sampled_from(drop))
     idxs = draw(st.permutations(range(n)))
     desc = f"`{_call('BatchSampler', 'sampler', bs, drop_last=dl)}` and a sampler of {_s(n, 'index', 'indices')}, {_r(idxs)}"

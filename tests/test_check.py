@@ -25,9 +25,9 @@ def warm():
     yield
     gc.unfreeze()
 
-@pytest.fixture(params=[10, pytest.param(40, marks=pytest.mark.slow)], ids=['10-cases', 'all-cases'])
+@pytest.fixture(params=[5, pytest.param(40, marks=pytest.mark.slow)], ids=['5-cases', 'all-cases'])
 def cases(request, monkeypatch):
-    "Each claim tried on at most 10 cases in the quick selection, and on all it asks for (up to 40) in the full suite"
+    "Each claim tried on at most 5 cases in the quick selection, and on all it asks for (up to 40) in the full suite"
     monkeypatch.setattr(miniai.check, 'Claim', lambda text, case, test, n=40: Claim(text, case, test, min(n, request.param)))
 
 @pytest.fixture
@@ -172,7 +172,7 @@ def test_the_course_fails_only_claims_that_say_they_go_beyond_it(chk, cases):
     assert {x.claim for x in findings if x.ok is False} == beyond, findings  # those fail on its code, and no others
     assert {x.claim for x in findings if x.ok} >= {x.claim for x in findings} - beyond, findings  # the others hold
 
-def test_accuracy_passes_on_torcheval():
+def test_accuracy_passes_on_torcheval(cases):
     mca = pytest.importorskip('torcheval.metrics.functional').multiclass_accuracy
     assert check_accuracy(mca, timeout=T)
 
@@ -454,12 +454,6 @@ def test_every_check_is_tested():
 
 # The machinery
 
-def test_report_is_quiet_and_reproducible(capfd, only):
-    only('keeps a last short batch')
-    a, b = check_batch_sampler(DropLastBatch, timeout=T), check_batch_sampler(DropLastBatch, timeout=T)
-    assert repr(a) == repr(b)
-    assert capfd.readouterr() == ('', '')  # hypothesis prints nothing, not even "Falsifying example"
-
 def test_an_endless_iterator_is_read_only_a_little(only, tmp_path):
     only('unshuffled')
     log = tmp_path/'reads'  # a line per index read, and one per pass: the claims may run in a forked process
@@ -475,36 +469,16 @@ def test_an_endless_iterator_is_read_only_a_little(only, tmp_path):
     passes = [[int(p.split()[0]), p.count('read')] for p in log.read_text().split('pass ')[1:]]
     assert max(n for n,_ in passes) >= 5 and all(k <= 2*n+11 for n,k in passes), passes  # a little past the length, no more
 
-def test_random_state_and_threads_left_alone(only):
-    only('a new order every epoch')
-    torch.manual_seed(3)
-    state, n = torch.get_rng_state(), torch.get_num_threads()
-    check_sampler(S.Sampler, timeout=T)
-    check_sampler(SameShuffle, timeout=T)
-    assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == n
-
-def test_result_reads_in_a_terminal_and_in_jupyter(only):
+def test_report_is_quiet_reproducible_and_reads_in_a_terminal_and_in_jupyter(capfd, only):
     only('keeps a last short batch')
-    res = check_batch_sampler(DropLastBatch, timeout=T)
+    res, again = check_batch_sampler(DropLastBatch, timeout=T), check_batch_sampler(DropLastBatch, timeout=T)
     text, md = repr(res), res._repr_markdown_()
+    assert text == repr(again) and capfd.readouterr() == ('', '')  # hypothesis prints nothing, not even "Falsifying example"
     assert text.startswith('check_batch_sampler(DropLastBatch): ') and "\n✗ follows the sampler's order, and keeps a last short batch" in text
     assert '\n    with `BatchSampler(sampler, 2)`' in text
     assert md.startswith('**`check_batch_sampler(DropLastBatch)`**') and "\n- ✗ follows the sampler's order, and keeps" in md
     assert '\n  - with `BatchSampler(sampler, 2)`' in md
     assert CheckResult('t', [Finding('a <b> `c<d`', True)])._repr_markdown_().endswith('- ✓ a &lt;b> `c<d`')
-
-def test_an_error_is_reported_with_its_traceback_kept_aside(only):
-    only('one entry per part')
-    res = check_collate(collate_cat, timeout=T)
-    assert 'your code raised `RuntimeError: zero-dimensional tensor' in failed(res, 'one entry per part')
-    assert 'Traceback' in res.traceback and 'collate_cat' in res.traceback and 'cannot be concatenated' in res.traceback
-    assert check_collate(S.collate, timeout=T).traceback == 'Your code raised no errors.'
-
-@pytest.mark.parametrize('timeout,exc', [(0, ValueError), (-1, ValueError), (float('nan'), ValueError), (True, TypeError),
-                                         ('10', TypeError)])
-def test_a_bad_timeout_is_refused(timeout, exc):
-    with pytest.raises(exc, match=re.escape(f"timeout should be a positive number, but got timeout={timeout!r}")):
-        check_inplace(inplace, timeout=timeout)
 
 def test_signature_mismatch_stops_before_calling():
     res = check_batch_sampler(BatchSizeOnly, timeout=T)
@@ -515,12 +489,12 @@ def test_an_object_instead_of_a_class():
     res = check_sampler(S.Sampler(range(3)), timeout=T)
     assert 'expected a class or a function, got' in failed(res, 'can be called as') and 'not an object made from it' in repr(res)
 
-def test_a_sequential_model_of_a_list_is_named_and_checked_with_a_list():
+def test_a_sequential_model_of_a_list_is_named_and_checked_with_a_list(cases):
     res = check_sequential(course.SequentialModel, timeout=T)  # the lesson's first version too: one list
     assert not res and [f.ok for f in res.findings] == [False, True, True]
     assert 'checked by passing a list' in res.findings[0].detail
 
-def test_nn_module_is_held_to_pytorchs_rule(only):
+def test_nn_module_is_held_to_pytorchs_rule(only, cases):
     only('starting with `_`')
     res = check_module(nn.Module, timeout=T)
     assert "is a child too (PyTorch's rule" in repr(res) and res
