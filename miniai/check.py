@@ -25,8 +25,8 @@ def _plain(o):
 
 def _r(o): return f"`{(s := repr(_plain(o)))[:80]}{'…' if len(s)>80 else ''}`"  # `o` in short, in backticks
 def _s(n, one, many=None): return f"{n} {one if n==1 else many or one+'s'}"  # a count and its noun: `1 item`, `2 items`
-def _name(f): return getattr(f, '__qualname__', None) or getattr(f, '__name__', None) or type(f).__name__
 def _with(f, *args, **kw): return f(*args, **{k: v for k,v in kw.items() if v is not None})  # `None`: the default
+def _name(f): return getattr(f, '__qualname__', type(f).__name__)  # a class's or function's name, else its type's
 def _call(f, *args, **kw): return f"{f}({', '.join([*map(str, args), *(f'{k}={v!r}' for k,v in kw.items() if v is not None)])})"
 
 def _what(o):
@@ -165,11 +165,11 @@ def check_accuracy(accuracy, # Your function, called as `accuracy(out, yb)`
         ("gives the share of rows whose highest score is at the target, as one number", _scores(False), share)], 'accuracy(out, yb)')
 
 # %% ../nbs/05a_check.ipynb #555c3f92
-def _same_params(params, want, names):
-    "Fail unless the iterator `params` yields the tensors `want`, each once, in any order; `names`: id -> name"
-    got = sorted(names.get(id(p)) or _what(p) for p in _take(params, len(want), 'parameter', 'parameters'))
-    want = sorted(names[id(p)] for p in want)
-    expect(got==want, f"expected {_s(len(want), 'parameter')} ({', '.join(want) or 'none'}), got {len(got)} ({', '.join(got) or 'none'})")
+def _same_params(params, want, names={}):
+    "Fail unless the iterator `params` yields the tensors of `want`, a dict name -> tensor, each once, in any order; `names`: id -> name"
+    names, w = names | {id(p): k for k,p in want.items()}, sorted(want)
+    got = sorted(names.get(id(p)) or _what(p) for p in _take(params, len(w), 'parameter', 'parameters'))
+    expect(got==w, f"expected {_s(len(w), 'parameter')} ({', '.join(w) or 'none'}), got {len(got)} ({', '.join(got) or 'none'})")
 
 @composite
 def _net(draw, extra=None):
@@ -203,23 +203,22 @@ def check_module(Module, # Your class; the check subclasses it: `super().__init_
     if sig.ok and not inspect.isclass(Module): sig = Finding(sig.claim, False, f"expected a class, got {_what(Module)}")
     torch_rule = sig.ok and issubclass(Module, nn.Module)  # PyTorch registers private names too; the lesson doesn't
     def build(c):
-        "Your net, what was assigned to it (`_made`), and its twin made with `nn.Module`, which knows which children it should have"
+        "Your net; its twin made with `nn.Module`, which knows the children there should be; what each name holds; names of parameters"
         made = _made(Module, c.spec)
-        return _subclass(Module, [(k, v) for k,v,_ in made]), made, _subclass(nn.Module, [(k, t) for k,_,t in made])
-    def kids(twin, of): return [(k, o) for k,o in getattr(twin, f'named_{of}')() if torch_rule or k[0]!='_']
-    def attrs(c):
-        net, made, _ = build(c)
-        for k,v in {k: v for k,v,_ in made}.items():
-            expect(hasattr(net, k), f"`self.{k}` can't be read back: does `__setattr__` end with `super().__setattr__(k, v)`?")
-            expect((got := getattr(net, k)) is v, f"`self.{k}` is {_what(got)}, not the `{dict(c.spec)[k]}` assigned to it")
-    def params(c):
-        net, made, twin = build(c)
+        twin = _subclass(nn.Module, [(k, t) for k,_,t in made])
         names = {id(p): f"{k}.{n} (of a replaced one)" for k,_,t in made if isinstance(t, nn.Module) for n,p in t.named_parameters()}
         names |= {id(p): n for n,p in twin.named_parameters()}
-        _same_params(net.parameters(), [p for _,p in kids(twin, 'parameters')], names)
+        return _subclass(Module, [(k, v) for k,v,_ in made]), twin, {k: v for k,v,_ in made}, names
+    def kids(twin, of): return {k: o for k,o in getattr(twin, f'named_{of}')() if torch_rule or k[0]!='_'}
+    def attrs(c):
+        net, _, last, _ = build(c)
+        for k,v in last.items():
+            expect(hasattr(net, k), f"`self.{k}` can't be read back: does `__setattr__` end with `super().__setattr__(k, v)`?")
+            expect((got := getattr(net, k)) is v, f"`self.{k}` is {_what(got)}, not the `{dict(c.spec)[k]}` assigned to it")
+    def params(c): _same_params((b := build(c))[0].parameters(), kids(b[1], 'parameters'), b[3])
     def named(c):
-        net, _, twin = build(c)
-        for k,_ in kids(twin, 'children'): expect(k in (text := repr(net)), f"expected `repr` to name the child `{k}`, got {_r(text)}")
+        net, twin, *_ = build(c)
+        for k in kids(twin, 'children'): expect(k in (text := repr(net)), f"expected `repr` to name the child `{k}`, got {_r(text)}")
     def call(c):
         expect(isinstance(got := build(c)[0](x := torch.randn(3, 2)), Tensor) and torch.equal(got, x+1),
                f"`net(x)` gave {_what(got)}, not what `forward` gives, `x+1`")
@@ -258,8 +257,7 @@ def check_sequential(SequentialModel, # Your class, called as `SequentialModel(*
     def out(make): return lambda c: make(layers(c))(torch.randn(c.x))
     def params(c):
         ls = layers(c)
-        names = {id(p): f"layers[{i}].{n}" for i,l in enumerate(ls) for n,p in l.named_parameters()}
-        _same_params(mine(ls).parameters(), [p for l in ls for p in l.parameters()], names)
+        _same_params(mine(ls).parameters(), {f"layers[{n.replace('.', '].', 1)}": p for n,p in nn.ModuleList(ls).named_parameters()})
     return _check('check_sequential', SequentialModel, timeout, [
         ("applies the layers in order: the same output as `nn.Sequential(*layers)`", _layers(),
          _vs(out(mine), out(lambda ls: nn.Sequential(*ls)), '`model(x)`', **_tol)),
@@ -302,9 +300,8 @@ def check_optimizer(Optimizer, # Your class, called as `Optimizer(params, lr=0.5
             x, y = torch.randn(4, c.n_in), torch.randn(4, c.n_out)
             for m,o in zip((model, ref), opts): F.mse_loss(m(x), y).backward(); o.step(); o.zero_grad()
             d = max((p-q).abs().max().item() for p,q in zip(model.parameters(), ref.parameters()))
-            expect(d<1e-5, f"after step {t+1}, the parameters differ from `optim.SGD`'s by up to {d:.3g}" + bool(t)*(" (step 1 matched: "
-                   "are the gradients cleared between steps, and is `params` kept as a list? `model.parameters()` is a generator, used up "
-                   "after one pass)"))
+            expect(d<1e-5, f"after step {t+1}, the parameters differ from `optim.SGD`'s by up to {d:.3g}" + bool(t)*" (step 1 matched: are "
+                   "gradients cleared between steps, and `params` kept as a list? `model.parameters()` is a generator, used up in one pass)")
     return _check('check_optimizer', Optimizer, timeout, [
         ("`step` moves each parameter against its gradient, to `p - lr*grad`, as `optim.SGD` does", _opt(), step),
         ("`zero_grad` clears every gradient (to `None`, or zeros)", _opt(), zero),
