@@ -8,15 +8,13 @@ __all__ = ['check_log_softmax', 'check_logsumexp', 'check_nll', 'check_accuracy'
            'check_dataloader', 'check_collate_dict', 'check_inplace']
 
 # %% ../nbs/05a_check.ipynb #05d7848f
-import ast, inspect, pickle
-from collections import Counter
+import ast, inspect, operator, pickle
 from copy import deepcopy
 from functools import partial
 from itertools import islice
-from operator import index
 import torch, torch.nn.functional as F, torch.utils.data as tud
 from torch import nn, optim, Tensor
-from .claims import Case, CheckResult, Claim, Fail, Finding, composite, expect, raised, run_claims, st
+from .claims import Case, Claim, Fail, Finding, composite, expect, raised, run_claims, st
 from .scratch import collate
 
 # %% ../nbs/05a_check.ipynb #2f22765d
@@ -26,19 +24,14 @@ def _plain(o):
     return (tuple if isinstance(o, tuple) else list)(map(_plain, o)) if isinstance(o, (list, tuple, range)) else o
 
 def _r(o): return f"`{(s := repr(_plain(o)))[:80]}{'…' if len(s)>80 else ''}`"  # `o` in short, in backticks
-def _s(n, one, many=None): return f"{n} {one if n==1 else many or one+'s'}"
-def _name(f): return getattr(f, '__qualname__', None) or getattr(f, '__name__', None) or type(f).__name__
+def _s(n, one, many=None): return f"{n} {one if n==1 else many or one+'s'}"  # a count and its noun: `1 item`, `2 items`
 def _with(f, *args, **kw): return f(*args, **{k: v for k,v in kw.items() if v is not None})  # `None`: the default
-
-def _call(f, *args, **kw):
-    "How a call reads, `f(a, b, k=v)`, leaving out keyword arguments that are `None`"
-    return f"{f}({', '.join([*map(str, args), *(f'{k}={v!r}' for k,v in kw.items() if v is not None)])})"
+def _name(f): return getattr(f, '__qualname__', type(f).__name__)  # a class's or function's name, else its type's
+def _call(f, *args, **kw): return f"{f}({', '.join([*map(str, args), *(f'{k}={v!r}' for k,v in kw.items() if v is not None)])})"
 
 def _what(o):
     "What `o` is, in a few words: a tensor's dtype and shape; a list's or tuple's length and kind of items"
-    if isinstance(o, Tensor):
-        dt = str(o.dtype)[6:]
-        return f"{'an' if dt[0]=='i' else 'a'} {dt} tensor of shape {tuple(o.shape)}"
+    if isinstance(o, Tensor): return f"{'an' if str(o.dtype)[6]=='i' else 'a'} {str(o.dtype)[6:]} tensor of shape {tuple(o.shape)}"
     if not isinstance(o, (list, tuple)): return f"{_r(o)} (a {type(o).__name__})"
     kinds = {type(x).__name__.replace('Tensor', 'tensor') for x in o}
     return f"a {type(o).__name__} of {_s(len(o), kinds.pop() if len(kinds)==1 else 'item')}"
@@ -54,14 +47,14 @@ def _callable_as(f, calls, beyond=''):
     for call in calls:
         c = ast.parse(call, mode='eval').body
         try: sig.bind(*c.args, **{k.arg: None for k in c.keywords})
-        except TypeError: return Finding(claim, False, f"the check calls `{call}`, as the lesson does, but yours is "
-                                         f"`{_name(f)}{sig}`")
+        except TypeError: return Finding(claim, False, f"the check calls `{call}`, as the lesson does, but yours is `{_name(f)}{sig}`")
     return Finding(claim, True)
 
 def _check(name, f, timeout, claims, *calls, sig=None, go=None):
-    "The report on `f`: can it be called as in `calls` (or as `sig` says)? Then `claims`, tried if `go` (or if it can)"
+    "The report on `f`: callable as in `calls` (or as `sig` says)? Then `claims`, `(text, cases, test, n)`, tried if `go` (or if it can)"
     sig = sig or _callable_as(f, calls)
-    return run_claims(f"{name}({_name(f)})", claims, timeout, [sig],
+    torch.testing.assert_close(0., 0.)  # loads what it loads on first use (sympy) here, once, and not in each check's forked child
+    return run_claims(f"{name}({_name(f)})", [Claim(*c) for c in claims], timeout, [sig],
                       None if (sig.ok if go is None else go) else 'fix the signature first')
 
 # %% ../nbs/05a_check.ipynb #a625406f
@@ -83,46 +76,51 @@ def _vs(mine, theirs, what='the result', **tol):
         _same(mine(c), want, what, **tol)
     return test
 
+def _again(passes):
+    "A claim's test: `passes(c)`, two passes over one object made for case `c`, give the same"
+    def test(c):
+        one, two = passes(c)
+        expect(len(two)==len(one), f"the second pass gave {_s(len(two), 'batch', 'batches')}, the first {len(one)} (does `__iter__` use "
+               "up an iterator made in `__init__`?)")
+        _same(two, one, 'the second pass')
+    return test
+
 def _raises(make, what):
     "Fail unless `make()` raises an error"
     try: make()
     except Exception: return
     raise Fail(f"it made {what} instead of raising an error")
 
-def _take(it, n, one, many):
-    "The items of `it`, where `n` are expected: a `Fail` if there are far more (an endless iterator, say)"
+def _take(it, n, one, many, each=None):
+    "The items of `it`, where `n` are expected (a `Fail` if there are far more, an endless iterator, say), as indices, by `each`"
     got = list(islice(iter(it), 2*n+11))
     expect(len(got)<=2*n+10, f"expected {_s(n, one, many)}, got more than {2*n+10}: {_r(got)}")
-    return got
+    return got if each is None else [_ints(o, each(i)) for i,o in enumerate(got)]
 
 def _ints(b, what):
     "The items of `b` as `int`s; a `Fail` naming `what` if they aren't indices"
-    try: return [index(i) for i in b]
+    try: return [operator.index(i) for i in b]
     except TypeError: raise Fail(f"{what} is {_r(b)}, expected a list of indices (ints)") from None
 
 # %% ../nbs/05a_check.ipynb #e4666a67
 @composite
 def _logits(draw, big=False):
     "A `float32` matrix of 1 to 4 rows of whole numbers; if `big`, each row shifted by up to ±10,000"
-    c = draw(st.integers(1, 5))
-    rows = draw(st.lists(st.tuples(st.integers(-10_000, 10_000) if big else st.just(0),
-                                   st.lists(st.integers(-10, 10), min_size=c, max_size=c)), min_size=1, max_size=4))
+    c, shift = draw(st.integers(1, 5)), st.integers(-10_000, 10_000) if big else st.just(0)
+    rows = draw(st.lists(st.tuples(shift, st.lists(st.integers(-10, 10), min_size=c, max_size=c)), min_size=1, max_size=4))
     x = torch.tensor([[o+v for v in vs] for o,vs in rows], dtype=torch.float32)
     return Case(f"`x = {_r(x)[1:-1]}`", x=x)
 
 def _rowwise(name, f, ref, gives, trick, timeout):
     "A check of `f(x)` against `ref(x)`, on ordinary logits, then on large ones, where `exp` overflows"
     def same(atol): return _vs(lambda c: f(c.x.clone()), lambda c: ref(c.x), rtol=1e-5, atol=atol)
-    return _check(f'check_{name}', f, timeout, [
-        Claim(f"gives {gives} on ordinary logits", _logits(), same(1e-5)),
-        Claim(f"stays right for large logits, where `exp` overflows ({trick})", _logits(big=True), same(1e-2))],
-        f'{name}(x)')
+    return _check(f'check_{name}', f, timeout, [(f"gives {gives} on ordinary logits", _logits(), same(1e-5)),
+                  (f"stays right for large logits, where `exp` overflows ({trick})", _logits(big=True), same(1e-2))], f'{name}(x)')
 
 def check_log_softmax(log_softmax, # Your function, called as `log_softmax(x)`: log-probabilities over the last axis
                       timeout:float=10): # Seconds the whole check may take
     "Check `log_softmax(x)` against `F.log_softmax(x, -1)` on logits drawn by hypothesis, large ones included."
-    return _rowwise('log_softmax', log_softmax, partial(F.log_softmax, dim=-1), '`F.log_softmax(x, -1)`',
-                    'the logsumexp trick', timeout)
+    return _rowwise('log_softmax', log_softmax, partial(F.log_softmax, dim=-1), '`F.log_softmax(x, -1)`', 'the logsumexp trick', timeout)
 
 def check_logsumexp(logsumexp, # Your function, called as `logsumexp(x)` on a matrix: one value per row
                     timeout:float=10): # Seconds the whole check may take
@@ -135,8 +133,8 @@ def check_logsumexp(logsumexp, # Your function, called as `logsumexp(x)` on a ma
 def _scores(draw, nll=True):
     "1 to 6 rows of log-probabilities (if `nll`) or of scores without ties, and a target class for each"
     c = draw(st.integers(1 if nll else 2, 5))
-    rows = draw(st.lists(st.tuples(st.integers(0, c-1), st.lists(st.integers(-5, 5), min_size=c, max_size=c) if nll
-                                   else st.permutations(range(c))), min_size=1, max_size=6))
+    row = st.lists(st.integers(-5, 5), min_size=c, max_size=c) if nll else st.permutations(range(c))
+    rows = draw(st.lists(st.tuples(st.integers(0, c-1), row), min_size=1, max_size=6))
     x, t = torch.tensor([r for _,r in rows], dtype=torch.float32), torch.tensor([t for t,_ in rows])
     (a, b), x = (('inp', 'targ'), F.log_softmax(x, -1)) if nll else (('out', 'yb'), x)
     return Case(f"`{a} = {_r(x)[1:-1]}` and `{b} = {_r(t)[1:-1]}`", **{a: x, b: t})
@@ -146,16 +144,14 @@ def check_nll(nll, # Your function, called as `nll(inp, targ)`: the mean negativ
     "Check `nll(inp, targ)` against `F.nll_loss(inp, targ)`, value and gradient, on cases drawn by hypothesis."
     def grad(c):
         inp, ref = c.inp.clone().requires_grad_(), c.inp.clone().requires_grad_()
-        expect(isinstance(got := nll(inp, c.targ.clone()), Tensor) and got.requires_grad, f"the loss is {_what(got)} "
-               "that autograd can't follow back to `inp` (was it made with `.item()`, numpy or `torch.tensor`?)")
+        expect(isinstance(got := nll(inp, c.targ.clone()), Tensor) and got.requires_grad, f"the loss is {_what(got)} that autograd "
+               "can't follow back to `inp` (was it made with `.item()`, numpy or `torch.tensor`?)")
         got.backward(); F.nll_loss(ref, c.targ).backward()
         _same(inp.grad, ref.grad, 'the gradient of `inp`', **_tol)
+    value = _vs(lambda c: nll(c.inp.clone(), c.targ.clone()), lambda c: F.nll_loss(c.inp, c.targ), 'the loss', **_tol)
     return _check('check_nll', nll, timeout, [
-        Claim("gives `F.nll_loss(inp, targ)`: the mean over the batch of `-inp[i, targ[i]]`", _scores(),
-              _vs(lambda c: nll(c.inp.clone(), c.targ.clone()), lambda c: F.nll_loss(c.inp, c.targ), 'the loss',
-                  **_tol)),
-        Claim("autograd can follow it: `loss.backward()` gives `F.nll_loss`'s gradient", _scores(), grad)],
-        'nll(inp, targ)')
+        ("gives `F.nll_loss(inp, targ)`: the mean over the batch of `-inp[i, targ[i]]`", _scores(), value),
+        ("autograd can follow it: `loss.backward()` gives `F.nll_loss`'s gradient", _scores(), grad)], 'nll(inp, targ)')
 
 def check_accuracy(accuracy, # Your function, called as `accuracy(out, yb)`
                    timeout:float=10): # Seconds the whole check may take
@@ -164,90 +160,77 @@ def check_accuracy(accuracy, # Your function, called as `accuracy(out, yb)`
         got, right, n = accuracy(c.out.clone(), c.yb.clone()), (c.out.argmax(1)==c.yb).sum().item(), len(c.yb)
         expect(isinstance(got, (int, float)) or (isinstance(got, Tensor) and got.numel()==1),
                f"expected one number, such as a tensor of shape `()`, got {_what(got)}")
-        expect(abs(float(got)-right/n)<1e-6,
-               f"expected {right/n:.4g} ({right} of {_s(n, 'row')} right), got {float(got):.4g}")
-    return _check('check_accuracy', accuracy, timeout, [Claim(
-        "gives the share of rows whose highest score is at the target, as one number", _scores(False), share)],
-        'accuracy(out, yb)')
+        expect(abs(float(got)-right/n)<1e-6, f"expected {right/n:.4g} ({right} of {_s(n, 'row')} right), got {float(got):.4g}")
+    return _check('check_accuracy', accuracy, timeout, [
+        ("gives the share of rows whose highest score is at the target, as one number", _scores(False), share)], 'accuracy(out, yb)')
 
 # %% ../nbs/05a_check.ipynb #555c3f92
-def _same_params(params, want, names):
-    "Fail unless the iterator `params` yields the tensors `want`, each once, in any order; `names`: id -> name"
-    got = sorted(names.get(id(p)) or _what(p) for p in _take(params, len(want), 'parameter', 'parameters'))
-    want = sorted(names[id(p)] for p in want)
-    expect(got==want, f"expected {_s(len(want), 'parameter')} ({', '.join(want) or 'none'}), "
-                      f"got {len(got)} ({', '.join(got) or 'none'})")
+def _same_params(params, want, names={}):
+    "Fail unless the iterator `params` yields the tensors of `want`, a dict name -> tensor, each once, in any order; `names`: id -> name"
+    names, w = names | {id(p): k for k,p in want.items()}, sorted(want)
+    got = sorted(names.get(id(p)) or _what(p) for p in _take(params, len(w), 'parameter', 'parameters'))
+    expect(got==w, f"expected {_s(len(w), 'parameter')} ({', '.join(w) or 'none'}), got {len(got)} ({', '.join(got) or 'none'})")
 
 @composite
-def _net(draw, private=False, number=False):
-    "What `Net.__init__` assigns: 1 to 4 children; if `private`, one at `self._cache`; if `number`, `self.n_in = 3`"
-    spec = draw(st.lists(st.sampled_from([('l1', 'nn.Linear(2, 2)'), ('l2', 'nn.Linear(2, 2)'), ('act', 'nn.ReLU()'),
-                                          ('body', 'Inner()')]), min_size=0 if private or number else 1, max_size=4))
-    for k,v,add in [('_cache', 'nn.Linear(2, 2)', private), ('n_in', '3', number)]:
-        if add: spec.insert(draw(st.integers(0, len(spec))), (k, v))
+def _net(draw, extra=None):
+    "What `Net.__init__` assigns: 1 to 4 children, or 0 to 4 and an `extra` pair, `(name, value)`, among them"
+    kids = [('l1', 'nn.Linear(2, 2)'), ('l2', 'nn.Linear(2, 2)'), ('act', 'nn.ReLU()'), ('body', 'Inner()')]
+    spec = draw(st.lists(st.sampled_from(kids), min_size=not extra, max_size=4))
+    if extra: spec.insert(draw(st.integers(0, len(spec))), extra)
     inner = " (`Inner` is a subclass of your `Module` with `self.lin = nn.Linear(2, 2)`)"
-    return Case(f"`{'; '.join(f'self.{k} = {v}' for k,v in spec)}` in `__init__`" + inner*(('body', 'Inner()') in spec),
-                spec=spec)
+    return Case(f"`{'; '.join(f'self.{k} = {v}' for k,v in spec)}` in `__init__`" + inner*(('body', 'Inner()') in spec), spec=spec)
 
 def _subclass(Module, attrs):
     "An object of a subclass of `Module` whose `__init__` assigns `attrs`, `(name, value)` pairs; `forward(x)` is `x+1`"
-    class Net(Module):
-        def __init__(self):
-            super().__init__()
-            for k,v in attrs: setattr(self, k, v)
-        def forward(self, x): return x+1
-    return Net()
+    def init(self):
+        Module.__init__(self)
+        for k,v in attrs: setattr(self, k, v)
+    return type('Net', (Module,), dict(__init__=init, forward=lambda self, x: x+1))()
 
-def _made(Module, v):
-    "What `v` names (`'nn.Linear(2, 2)'`, say), made for your `Module`, and its twin for `nn.Module`, sharing layers"
-    o = nn.ReLU() if v=='nn.ReLU()' else 3 if v=='3' else nn.Linear(2, 2)
-    return (_subclass(Module, [('lin', o)]), _subclass(nn.Module, [('lin', o)])) if v=='Inner()' else (o, o)
+def _made(Module, spec):
+    "What `spec` assigns, `(name, yours, twin)`: each value (`'nn.Linear(2, 2)'`, say) made for your `Module` and for `nn.Module`"
+    def one(v):
+        o = nn.ReLU() if v=='nn.ReLU()' else 3 if v=='3' else nn.Linear(2, 2)
+        return (_subclass(Module, [('lin', o)]), _subclass(nn.Module, [('lin', o)])) if v=='Inner()' else (o, o)
+    return [(k, *one(v)) for k,v in spec]
 
 # %% ../nbs/05a_check.ipynb #dd61a9b5
 def check_module(Module, # Your class; the check subclasses it: `super().__init__()`, children as attributes, `forward`
                  timeout:float=10): # Seconds the whole check may take
     "Check a `Module` class: children registered by `__setattr__`, `parameters()` giving each once, `repr`, `forward`."
-    sig = _callable_as(Module, ['Module()'], " (beyond the course: its `MyModule` makes its own two layers; the lesson "
-                       "turns it into a class to subclass)")
+    sig = _callable_as(Module, ['Module()'], " (beyond the course: its `MyModule` makes its own two layers; the lesson turns it into "
+                       "a class to subclass)")
     if sig.ok and not inspect.isclass(Module): sig = Finding(sig.claim, False, f"expected a class, got {_what(Module)}")
     torch_rule = sig.ok and issubclass(Module, nn.Module)  # PyTorch registers private names too; the lesson doesn't
     def build(c):
-        "Your net; its twin made with `nn.Module`, which knows its children; a name for each parameter; what was made"
-        made = [(k, *_made(Module, v)) for k,v in c.spec]
+        "Your net; its twin made with `nn.Module`, which knows the children there should be; what each name holds; names of parameters"
+        made = _made(Module, c.spec)
         twin = _subclass(nn.Module, [(k, t) for k,_,t in made])
-        names = {id(p): f"{k}.{n} (of a replaced one)" for k,_,t in made if isinstance(t, nn.Module)
-                 for n,p in t.named_parameters()}
-        names.update({id(p): n for n,p in twin.named_parameters()})
-        return _subclass(Module, [(k, v) for k,v,_ in made]), twin, names, made
-    def kids(twin, of): return [(k, o) for k,o in getattr(twin, f'named_{of}')() if torch_rule or k[0]!='_']
+        names = {id(p): f"{k}.{n} (of a replaced one)" for k,_,t in made if isinstance(t, nn.Module) for n,p in t.named_parameters()}
+        names |= {id(p): n for n,p in twin.named_parameters()}
+        return _subclass(Module, [(k, v) for k,v,_ in made]), twin, {k: v for k,v,_ in made}, names
+    def kids(twin, of): return {k: o for k,o in getattr(twin, f'named_{of}')() if torch_rule or k[0]!='_'}
     def attrs(c):
-        net, *_, made = build(c)
-        for k,v in {k: v for k,v,_ in made}.items():
-            try: got = getattr(net, k)
-            except AttributeError: raise Fail(f"`self.{k}` can't be read back: does `__setattr__` end with "
-                                              "`super().__setattr__(k, v)`?") from None
-            expect(got is v, f"`self.{k}` is {_what(got)}, not the `{dict(c.spec)[k]}` assigned to it")
-    def params(c):
-        net, twin, names, _ = build(c)
-        _same_params(net.parameters(), [p for _,p in kids(twin, 'parameters')], names)
+        net, _, last, _ = build(c)
+        for k,v in last.items():
+            expect(hasattr(net, k), f"`self.{k}` can't be read back: does `__setattr__` end with `super().__setattr__(k, v)`?")
+            expect((got := getattr(net, k)) is v, f"`self.{k}` is {_what(got)}, not the `{dict(c.spec)[k]}` assigned to it")
+    def params(c): _same_params((b := build(c))[0].parameters(), kids(b[1], 'parameters'), b[3])
     def named(c):
         net, twin, *_ = build(c)
-        for k,_ in kids(twin, 'children'):
-            expect(k in (text := repr(net)), f"expected `repr` to name the child `{k}`, got {_r(text)}")
+        for k in kids(twin, 'children'): expect(k in (text := repr(net)), f"expected `repr` to name the child `{k}`, got {_r(text)}")
     def call(c):
         expect(isinstance(got := build(c)[0](x := torch.randn(3, 2)), Tensor) and torch.equal(got, x+1),
                f"`net(x)` gave {_what(got)}, not what `forward` gives, `x+1`")
     priv = "is a child too (PyTorch's rule, for an `nn.Module`)" if torch_rule else "stays private: not a child"
     return _check('check_module', Module, timeout, [
-        Claim("attributes read back as assigned: `self.l1` is the layer assigned to it", _net(number=True), attrs),
-        Claim("`parameters()` yields the parameters of every child (nested ones too, replaced ones not), each once",
-              _net(), params),
-        Claim(f"a module assigned to a name starting with `_` {priv}", _net(private=True), params),
-        Claim("a number assigned to an attribute (`self.n_in = 3`) is no child: `parameters()` passes over it (beyond "
-              "the course: its `MyModule` makes every public attribute a child)", _net(number=True), params),
-        Claim("`repr` names every child", _net(), named),
-        Claim("calling the module calls its `forward` (beyond the course: its `MyModule` has no `__call__`)",
-              _net(), call, 10)], sig=sig)
+        ("attributes read back as assigned: `self.l1` is the layer assigned to it", _net(('n_in', '3')), attrs),
+        ("`parameters()` yields the parameters of every child (nested ones too, replaced ones not), each once", _net(), params),
+        (f"a module assigned to a name starting with `_` {priv}", _net(('_cache', 'nn.Linear(2, 2)')), params),
+        ("a number assigned to an attribute (`self.n_in = 3`) is no child: `parameters()` passes over it (beyond the course: its "
+         "`MyModule` makes every public attribute a child)", _net(('n_in', '3')), params),
+        ("`repr` names every child", _net(), named),
+        ("calling the module calls its `forward` (beyond the course: its `MyModule` has no `__call__`)", _net(), call, 10)], sig=sig)
 
 # %% ../nbs/05a_check.ipynb #9f84ad6b
 @composite
@@ -266,35 +249,34 @@ def check_sequential(SequentialModel, # Your class, called as `SequentialModel(*
     sig = _callable_as(SequentialModel, ['SequentialModel(*layers)', 'SequentialModel(l1, l2, l3)'],
                        " (beyond the course: its `SequentialModel` takes one list)")
     listed = not sig.ok and _callable_as(SequentialModel, ['SequentialModel([l1, l2, l3])']).ok  # the lesson's first
-    if listed: sig = Finding(sig.claim, False, "yours takes the layers as one list, `SequentialModel([l1, l2, l3])`; "
-        "this check expects them as separate arguments, `SequentialModel(l1, l2, l3)`, as `nn.Sequential` and the "
-        "lesson's exported version take them. The claims below were checked by passing a list.")
+    if listed: sig = Finding(sig.claim, False, "yours takes the layers as one list, `SequentialModel([l1, l2, l3])`; `nn.Sequential` and "
+        "the lesson's exported version take them as separate arguments, `SequentialModel(l1, l2, l3)`. The claims below were checked by "
+        "passing a list.")
     def layers(c): return [getattr(nn, k)(*a) for k,*a in c.specs]
     def mine(ls): return SequentialModel(ls) if listed else SequentialModel(*ls)
     def out(make): return lambda c: make(layers(c))(torch.randn(c.x))
     def params(c):
         ls = layers(c)
-        names = {id(p): f"layers[{i}].{n}" for i,l in enumerate(ls) for n,p in l.named_parameters()}
-        _same_params(mine(ls).parameters(), [p for l in ls for p in l.parameters()], names)
+        _same_params(mine(ls).parameters(), {f"layers[{n.replace('.', '].', 1)}": p for n,p in nn.ModuleList(ls).named_parameters()})
     return _check('check_sequential', SequentialModel, timeout, [
-        Claim("applies the layers in order: the same output as `nn.Sequential(*layers)`", _layers(),
-              _vs(out(mine), out(lambda ls: nn.Sequential(*ls)), '`model(x)`', **_tol)),
-        Claim("`parameters()` yields every layer's parameters, each once", _layers(), params)],
-        sig=sig, go=sig.ok or listed)
+        ("applies the layers in order: the same output as `nn.Sequential(*layers)`", _layers(),
+         _vs(out(mine), out(lambda ls: nn.Sequential(*ls)), '`model(x)`', **_tol)),
+        ("`parameters()` yields every layer's parameters, each once", _layers(), params)], sig=sig, go=sig.ok or listed)
 
 # %% ../nbs/05a_check.ipynb #68ee74f7
 @composite
 def _opt(draw, steps=(1, 1)):
     "A learning rate (`None`: the default, 0.5), a linear model, and `steps` steps of training it"
-    lr, n_in, n_out = draw(st.sampled_from([None, 0.1, 0.01, 1.0, 0.3])), draw(st.integers(1, 4)), draw(st.integers(1, 3))
-    k = draw(st.integers(*steps))
-    return Case(f"`{_call('Optimizer', 'model.parameters()', lr=lr)}` for `model = nn.Linear({n_in}, {n_out})`" +
-                f", {k} steps"*(k>1), n_in=n_in, n_out=n_out, steps=k, lr=lr)
+    lr, n_in, n_out, k = map(draw, [st.sampled_from([None, 0.1, 0.01, 1.0, 0.3]), st.integers(1, 4), st.integers(1, 3),
+                                    st.integers(*steps)])
+    return Case(f"`{_call('Optimizer', 'model.parameters()', lr=lr)}` for `model = nn.Linear({n_in}, {n_out})`" + f", {k} steps"*(k>1),
+                n_in=n_in, n_out=n_out, steps=k, lr=lr)
 
 # %% ../nbs/05a_check.ipynb #48c7489a
 def check_optimizer(Optimizer, # Your class, called as `Optimizer(params, lr=0.5)`, with `step()` and `zero_grad()`
                     timeout:float=10): # Seconds the whole check may take
     "Check `Optimizer(params, lr=0.5)`: `step` and `zero_grad` against `optim.SGD`, alone and in a short training loop."
+    import torch._dynamo  # which `optim.SGD` loads on first use: here, once, and not in each check's forked child
     def params(c):
         "The parameters of a linear model, each with a gradient"
         F.mse_loss((model := nn.Linear(c.n_in, c.n_out))(torch.randn(4, c.n_in)), torch.randn(4, c.n_out)).backward()
@@ -303,15 +285,14 @@ def check_optimizer(Optimizer, # Your class, called as `Optimizer(params, lr=0.5
         ps, lr = params(c), c.lr or 0.5
         before = [p.detach().clone() for p in ps]
         _with(Optimizer, ps, lr=c.lr).step()
-        expect(not all(map(torch.equal, got := [p.detach() for p in ps], before)), "the parameters didn't change (does "
-               "`step` rebind a name, `p = p - ...`, instead of changing `p` in place?)")
+        expect(not all(map(torch.equal, got := [p.detach() for p in ps], before)), "the parameters didn't change (does `step` rebind a "
+               "name, `p = p - ...`, instead of changing `p` in place?)")
         expect(not all(torch.allclose(g, b+lr*p.grad) for g,b,p in zip(got, before, ps)),
                "the parameters moved with their gradient, to `p + lr*grad`: the update's sign is flipped")
         _same(got, [b-lr*p.grad for b,p in zip(before, ps)], f"the parameters, `p - lr*grad` for lr={lr},", **_tol)
     def zero(c):
         _with(Optimizer, ps := params(c), lr=c.lr).zero_grad()
-        for i,p in enumerate(ps):
-            expect(p.grad is None or not p.grad.any(), f"after `zero_grad`, parameter {i}'s gradient is {_r(p.grad)}")
+        for i,p in enumerate(ps): expect(p.grad is None or not p.grad.any(), f"after `zero_grad`, parameter {i}'s gradient is {_r(p.grad)}")
     def loop(c):
         ref = deepcopy(model := nn.Linear(c.n_in, c.n_out))
         opts = _with(Optimizer, model.parameters(), lr=c.lr), optim.SGD(ref.parameters(), lr=c.lr or 0.5)
@@ -319,22 +300,21 @@ def check_optimizer(Optimizer, # Your class, called as `Optimizer(params, lr=0.5
             x, y = torch.randn(4, c.n_in), torch.randn(4, c.n_out)
             for m,o in zip((model, ref), opts): F.mse_loss(m(x), y).backward(); o.step(); o.zero_grad()
             d = max((p-q).abs().max().item() for p,q in zip(model.parameters(), ref.parameters()))
-            expect(d<1e-5, f"after step {t+1}, the parameters differ from `optim.SGD`'s by up to {d:.3g}" + (
-                " (step 1 matched: are the gradients cleared between steps, and is `params` kept as a list? "
-                "`model.parameters()` is a generator, used up after one pass)" if t else ''))
+            expect(d<1e-5, f"after step {t+1}, the parameters differ from `optim.SGD`'s by up to {d:.3g}" + bool(t)*" (step 1 matched: are "
+                   "gradients cleared between steps, and `params` kept as a list? `model.parameters()` is a generator, used up in one pass)")
     return _check('check_optimizer', Optimizer, timeout, [
-        Claim("`step` moves each parameter against its gradient, to `p - lr*grad`, as `optim.SGD` does", _opt(), step),
-        Claim("`zero_grad` clears every gradient (to `None`, or zeros)", _opt(), zero),
-        Claim("a training loop (`backward`, `step`, `zero_grad`) over `model.parameters()` matches `optim.SGD` step by "
-              "step", _opt((2, 4)), loop)], 'Optimizer(params, lr=0.5)', 'Optimizer(params)')
+        ("`step` moves each parameter against its gradient, to `p - lr*grad`, as `optim.SGD` does", _opt(), step),
+        ("`zero_grad` clears every gradient (to `None`, or zeros)", _opt(), zero),
+        ("a training loop (`backward`, `step`, `zero_grad`) over `model.parameters()` matches `optim.SGD` step by step", _opt((2, 4)),
+         loop)], 'Optimizer(params, lr=0.5)', 'Optimizer(params)')
 
 # %% ../nbs/05a_check.ipynb #9e8adf58
 @composite
 def _data(draw, idx=None):
-    "A dataset's shapes and, by `idx`, an index: `'int'`, a `'slice'` or a `'list'`; `'longer'`: y one item longer"
-    n, d = draw(st.integers(1 if idx in ('int', 'slice', 'list') else 0, 10)), draw(st.integers(1, 3))
-    i = draw({'int': st.integers(0, n-1), 'slice': st.builds(slice, st.integers(0, n), st.integers(0, n)),
-              'list': st.lists(st.integers(0, n-1), min_size=1, max_size=5)}.get(idx, st.none()))
+    "A dataset's shapes and, if `idx` is `True`, an index: an int, a slice or a list of ints; if `idx=='longer'`, y one item longer"
+    n, d = draw(st.integers(1 if idx is True else 0, 10)), draw(st.integers(1, 3))
+    i = draw(st.one_of(st.integers(0, n-1), st.builds(slice, st.integers(0, n), st.integers(0, n)),
+                       st.lists(st.integers(0, n-1), min_size=1, max_size=5)) if idx is True else st.none())
     at = '' if i is None else f"`ds[{f'{i.start}:{i.stop}' if isinstance(i, slice) else i}]` of "
     return Case(f"{at}`Dataset(x, y)` with x of shape ({n}, {d}) and y of shape ({n+(idx=='longer')},)", n=n, d=d, i=i)
 
@@ -346,20 +326,17 @@ def check_dataset(Dataset, # Your class, called as `Dataset(x, y)`
     def mismatch(c): _raises(lambda: Dataset(torch.zeros(c.n, c.d), torch.zeros(c.n+1)), 'a dataset')
     item = _vs(lambda c: Dataset(*data(c))[c.i], lambda c: tuple(o[c.i] for o in data(c)), 'the pair `(x, y)`')
     return _check('check_dataset', Dataset, timeout, [
-        Claim("`len(ds)` is the number of items", _data(), length),
-        Claim("`ds[i]` is the pair `(x[i], y[i])`", _data('int'), item),
-        Claim("`ds[a:b]` is the batch `(x[a:b], y[a:b])`", _data('slice'), item),
-        Claim("`ds[[i, j, ...]]` is the batch `(x[[i, j, ...]], y[[i, j, ...]])`", _data('list'), item),
-        Claim("`x` and `y` of different lengths are rejected at once, with an error (beyond the course: its `Dataset` "
-              "doesn't compare them)", _data('longer'), mismatch, 5)], 'Dataset(x, y)')
+        ("`len(ds)` is the number of items", _data(), length),
+        ("`ds[i]` is the pair `(x[i], y[i])`, and so for a slice, `ds[a:b]`, or a list of indices, `ds[[i, j, ...]]`", _data(True), item),
+        ("`x` and `y` of different lengths are rejected at once, with an error (beyond the course: its `Dataset` doesn't compare them)",
+         _data('longer'), mismatch, 5)], 'Dataset(x, y)')
 
 # %% ../nbs/05a_check.ipynb #2e5f2917
 def _once(got, n):
     "What is wrong with `got` as the indices `0, ..., n-1`, each exactly once ('' if nothing)"
-    c = Counter(got)
-    wrong = [('not an index of the dataset', sorted(i for i in c if not 0<=i<n)),
-             ('more than once', sorted(i for i,k in c.items() if k>1 and 0<=i<n)), ('missing', sorted({*range(n)}-{*c}))]
-    return '; '.join(f"{k}: {_r(v)}" for k,v in wrong if v)
+    wrong = [('not an index of the dataset', {i for i in got if not 0<=i<n}),
+             ('more than once', {i for i in got if 0<=i<n and got.count(i)>1}), ('missing', {*range(n)}-{*got})]
+    return '; '.join(f"{k}: {_r(sorted(v))}" for k,v in wrong if v)
 
 @composite
 def _sampling(draw, lo=0, shuffle=(None, False, True)):
@@ -372,8 +349,8 @@ def _sampling(draw, lo=0, shuffle=(None, False, True)):
 def check_sampler(Sampler, # Your class, called as `Sampler(ds, shuffle=False)`
                   timeout:float=10): # Seconds the whole check may take
     "Check `Sampler(ds, shuffle=False)`: each index of `ds` once an epoch, in order or shuffled anew by `torch`."
-    def make(c): return _with(Sampler, [f'item {i}' for i in range(c.n)], shuffle=c.shuffle)  # items aren't indices
-    def epochs(c, k, seed=None):
+    def make(c): return _with(Sampler, [f'item {i}' for i in range(c.n)], shuffle=c.shuffle)  # items that aren't their indices
+    def epochs(c, k=2, seed=None):
         "`k` epochs of one sampler made for `c`, each after `torch.manual_seed(seed)` if a `seed` is given"
         s, out = make(c), []
         for _ in range(k):
@@ -381,29 +358,25 @@ def check_sampler(Sampler, # Your class, called as `Sampler(ds, shuffle=False)`
             out.append(_ints(_take(s, c.n, 'index', 'indices'), 'an epoch'))
         return out
     def in_order(c):
-        for e,got in enumerate(epochs(c, 2), 1):
-            p = _once(got, c.n)
-            expect(got==list(range(c.n)), f"epoch {e}: expected {_r(range(c.n))}, got {_r(got)}" + f" ({p})"*bool(p))
+        for e,got in enumerate(epochs(c), 1):
+            expect(got==list(range(c.n)), f"epoch {e}: expected {_r(range(c.n))}, got {_r(got)}" + bool(p := _once(got, c.n))*f" ({p})")
     def once(c):
         for e,got in enumerate(epochs(c, 3), 1): expect(not (p := _once(got, c.n)), f"epoch {e}: {p}")
     def new_order(c):
-        a, b = epochs(c, 2)
+        a, b = epochs(c)
         expect(a!=list(range(c.n)), f"not shuffled: epoch 1 gave the indices in order, {_r(a)}")
         expect(a!=b, f"epochs 1 and 2 gave the same order, {_r(a)}")
     def seeded(c):
-        a, b = epochs(c, 2, seed=1)
-        expect(a==b, f"after `torch.manual_seed(1)`, one epoch gave {_r(a)}, the next {_r(b)}: draw the order from "
-               "torch's generator (`torch.randperm`), so that seeding torch makes a run reproducible")
+        expect((a := epochs(c, seed=1))[0]==a[1], f"after `torch.manual_seed(1)`, one epoch gave {_r(a[0])}, the next {_r(a[1])}: draw "
+               "the order from torch's generator (`torch.randperm`), so that seeding torch makes a run reproducible")
     return _check('check_sampler', Sampler, timeout, [
-        Claim("`len(sampler)` is the number of items (beyond the course: its `Sampler` has no `__len__`)", _sampling(),
-              lambda c: expect((got := len(make(c)))==c.n, f"`len(sampler)` gave {got}")),
-        Claim("unshuffled (the default): the indices `0, 1, ..., n-1` in order, every epoch",
-              _sampling(shuffle=(None, False)), in_order),
-        Claim("shuffled: every index exactly once per epoch", _sampling(1, (True,)), once),
-        Claim("shuffled: a new order every epoch", _sampling(10, (True,)), new_order),
-        Claim("shuffled: `torch.manual_seed` makes the order reproducible (beyond the course: its `Sampler` shuffles "
-              "with Python's `random`)", _sampling(10, (True,)), seeded, 10)],
-        'Sampler(ds, shuffle=False)', 'Sampler(ds)')
+        ("`len(sampler)` is the number of items (beyond the course: its `Sampler` has no `__len__`)", _sampling(),
+         lambda c: expect((got := len(make(c)))==c.n, f"`len(sampler)` gave {got}")),
+        ("unshuffled (the default): the indices `0, 1, ..., n-1` in order, every epoch", _sampling(shuffle=(None, False)), in_order),
+        ("shuffled: every index exactly once per epoch", _sampling(1, (True,)), once),
+        ("shuffled: a new order every epoch", _sampling(10, (True,)), new_order),
+        ("shuffled: `torch.manual_seed` makes the order reproducible (beyond the course: its `Sampler` shuffles with Python's `random`)",
+         _sampling(10, (True,)), seeded, 10)], 'Sampler(ds, shuffle=False)', 'Sampler(ds)')
 
 # %% ../nbs/05a_check.ipynb #90c1858c
 def _sampler(idxs): return dict.fromkeys(idxs).keys()  # all a batch sampler may use: it yields `idxs` and has a length
@@ -416,13 +389,14 @@ def _nb(bs):
     return f"{n} of sizes {_r(sz)}" if bs else 'no batches'
 
 @composite
-def _batching(draw, drop=(None, False, True), shuffled=False, bad=False):
-    "A sampler of up to 40 indices (`shuffled` or in order), a batch size (if `bad`, not positive) and `drop_last`"
-    n = draw(st.integers(0, 40))
+def _batching(draw, drop=(None, False, True), bad=False, loader=None):
+    "A sampler of up to 20 indices, shuffled, a batch size (if `bad`, not positive), `drop_last`; `loader`: a collate function and its name"
+    n = draw(st.integers(0, 20))
     bs, dl = draw(st.sampled_from([0, -1]) if bad else st.integers(1, n+5)), draw(st.sampled_from(drop))
-    idxs = draw(st.permutations(range(n))) if shuffled else list(range(n))
-    return Case(f"`{_call('BatchSampler', 'sampler', bs, drop_last=dl)}` and a sampler of {_s(n, 'index', 'indices')} "
-                f"{_r(idxs) if shuffled else 'in order'}", idxs=idxs, bs=bs, drop_last=dl)
+    idxs = draw(st.permutations(range(n)))
+    desc = f"`{_call('BatchSampler', 'sampler', bs, drop_last=dl)}` and a sampler of {_s(n, 'index', 'indices')}, {_r(idxs)}"
+    if loader: desc = f"`DataLoader(ds, batchs, collate_fn={loader[1]})` for a dataset of {_s(n, 'item')}, `batchs` made by " + desc
+    return Case(desc, n=n, idxs=idxs, bs=bs, drop_last=dl, cf=loader and loader[0])
 
 # %% ../nbs/05a_check.ipynb #264a36e4
 def check_batch_sampler(BatchSampler, # Your class, called as `BatchSampler(sampler, bs, drop_last=False)`
@@ -430,28 +404,20 @@ def check_batch_sampler(BatchSampler, # Your class, called as `BatchSampler(samp
     "Check `BatchSampler(sampler, bs, drop_last=False)` against PyTorch's: order, sizes, the last batch, `drop_last`."
     def make(c): return _with(BatchSampler, _sampler(c.idxs), c.bs, drop_last=c.drop_last)
     def want(c): return list(tud.BatchSampler(c.idxs, c.bs, bool(c.drop_last)))
-    def batches(b, c): return [_ints(o, f"batch {i}") for i,o in enumerate(_take(b, len(want(c)), 'batch', 'batches'))]
-    def same(got, want, epoch=''):
-        expect([len(b) for b in got]==[len(b) for b in want], f"{epoch}expected {_nb(want)}, got {_nb(got)}")
-        for i,(g,w) in enumerate(zip(got, want)): expect(g==w, f"{epoch}batch {i}: expected {_r(w)}, got {_r(g)}")
-    def order(c):
-        got, w = [i for b in batches(make(c), c) for i in b], [i for b in want(c) for i in b]
-        expect(got==w[:len(got)], f"expected the indices in the sampler's order, {_r(w)}, got {_r(got)}")
-    def length(c): expect((got := len(make(c)))==(n := len(want(c))), f"`len(batch_sampler)` gave {got}, expected {n}")
-    def again(c):
-        one = batches(bs := make(c), c)
-        same(batches(bs, c), one, 'in the second pass, ')
-    def right(c): same(batches(make(c), c), want(c))
-    def rejected(c): _raises(lambda: make(c), 'a batch sampler')
+    def batches(b, c): return _take(b, len(want(c)), 'batch', 'batches', lambda i: f"batch {i}")
+    def right(c):
+        got, w = batches(make(c), c), want(c)
+        expect([len(b) for b in got]==[len(b) for b in w], f"expected {_nb(w)}, got {_nb(got)}")
+        for i,(g,b) in enumerate(zip(got, w)): expect(g==b, f"batch {i}: expected {_r(b)}, the sampler's indices in its order, got {_r(g)}")
     return _check('check_batch_sampler', BatchSampler, timeout, [
-        Claim("keeps a last short batch when `drop_last=False` (the default)", _batching(drop=(None, False)), right),
-        Claim("drops a last short batch, and only that, when `drop_last=True`", _batching(drop=(True,)), right),
-        Claim("batches follow the sampler's order", _batching(shuffled=True), order),
-        Claim("`len(batch_sampler)` is the number of batches (beyond the course: its `BatchSampler` has no `__len__`)",
-              _batching(), length),
-        Claim("iterating again gives the batches again (one pass per epoch)", _batching(shuffled=True), again),
-        Claim("a batch size that isn't positive (`bs=0`) is rejected at once, with an error (beyond the course: its "
-              "`BatchSampler` takes any)", _batching(bad=True), rejected, 5)],
+        ("follows the sampler's order, and keeps a last short batch when `drop_last=False` (the default)", _batching((None, False)), right),
+        ("drops a last short batch, and only that, when `drop_last=True`", _batching((True,)), right),
+        ("`len(batch_sampler)` is the number of batches (beyond the course: its `BatchSampler` has no `__len__`)", _batching(),
+         lambda c: expect((got := len(make(c)))==(n := len(want(c))), f"`len(batch_sampler)` gave {got}, expected {n}")),
+        ("iterating again gives the batches again (one pass per epoch)", _batching(),
+         _again(lambda c: [batches(b, c) for b in [make(c)]*2])),
+        ("a batch size that isn't positive (`bs=0`) is rejected at once, with an error (beyond the course: its `BatchSampler` takes any)",
+         _batching(bad=True), lambda c: _raises(lambda: make(c), 'a batch sampler'), 5)],
         'BatchSampler(sampler, bs, drop_last=False)', 'BatchSampler(sampler, bs)')
 
 # %% ../nbs/05a_check.ipynb #5713aabe
@@ -459,64 +425,42 @@ def check_batch_sampler(BatchSampler, # Your class, called as `BatchSampler(samp
 def _items(draw, parts=None):
     "1 to 5 items, each a tuple of `parts` tensors (`None`: 1 to 3) of one dtype and shape per part"
     k, shape = draw(st.integers(1, 5)), st.lists(st.integers(1, 3), max_size=2).map(tuple)
-    kinds = draw(st.lists(st.tuples(st.sampled_from([torch.float32, torch.int64]), shape), min_size=parts or 1,
-                          max_size=parts or 3))
-    return Case(f"{_s(k, 'item')}, each a tuple of {_s(len(kinds), 'tensor')}: " +
-                ', '.join(f"{str(t)[6:]} of shape {s}" for t,s in kinds), k=k, kinds=kinds)
+    kinds = draw(st.lists(st.tuples(st.sampled_from([torch.float32, torch.int64]), shape), min_size=parts or 1, max_size=parts or 3))
+    return Case(f"{_s(k, 'item')}, each a tuple of {_s(len(kinds), 'tensor')}: " + ', '.join(f"{str(t)[6:]} of shape {s}" for t,s in kinds),
+                k=k, kinds=kinds)
 
 def check_collate(collate, # Your function, called as `collate(b)` on a list of items, tuples of tensors like `(x, y)`
                   timeout:float=10): # Seconds the whole check may take
     "Check `collate(b)` against PyTorch's `default_collate`: one stacked tensor per part of the items, `(xb, yb)`."
     def items(c): return [tuple((torch.randn(s)*10).to(t) for t,s in c.kinds) for _ in range(c.k)]
-    def parts(c): expect(isinstance(got := collate(items(c)), (tuple, list)) and len(got)==len(c.kinds),
-                         f"expected a tuple of {len(c.kinds)}, got {_what(got)}")
     stacked = _vs(lambda c: collate(items(c)), lambda c: tuple(tud.default_collate(items(c))), 'the batch')
     return _check('check_collate', collate, timeout, [
-        Claim("returns a tuple (or list) with one entry per part of the items: `(xb, yb)` for items `(x, y)`",
-              _items(2), parts),
-        Claim("each entry is that part of every item, stacked into one tensor (`torch.stack`)", _items(2), stacked),
-        Claim("works alike for items of one part, or three (beyond the course: its `collate` takes `(x, y)` pairs "
-              "only)", _items(), stacked)], 'collate(b)')
+        ("gives a tuple with one entry per part of the items, `(xb, yb)` for items `(x, y)`: that part of every item, stacked into one "
+         "tensor (`torch.stack`)", _items(2), stacked),
+        ("works alike for items of one part, or three (beyond the course: its `collate` takes `(x, y)` pairs only)", _items(), stacked)],
+        'collate(b)')
 
 # %% ../nbs/05a_check.ipynb #80db3577
 def _count(b): return [len(list(b))]
 
-@composite
-def _loading(draw, collate_fn, name):
-    "A dataset of up to 30 items, a batch sampler over them shuffled, and `collate_fn`, named `name` in a report"
-    n, d = draw(st.integers(0, 30)), draw(st.integers(1, 3))
-    bs, dl, idxs = draw(st.integers(1, n+3)), draw(st.booleans()), draw(st.permutations(range(n)))
-    return Case(f"`DataLoader(ds, batchs, collate_fn={name})` for a dataset of {_s(n, 'item')} and `batchs` a "
-                f"`BatchSampler` over them shuffled, `bs={bs}, drop_last={dl}`", n=n, d=d, bs=bs, dl=dl, idxs=idxs,
-                cf=collate_fn)
-
 def check_dataloader(DataLoader, # Your class, called as `DataLoader(ds, batchs, collate_fn=collate)`
                      timeout:float=10): # Seconds the whole check may take
     "Check `DataLoader(ds, batchs, collate_fn=collate)` against PyTorch's `DataLoader(ds, batch_sampler=batchs, ...)`."
-    def data(c): return (tud.TensorDataset(torch.randn(c.n, c.d), torch.randint(0, 10, (c.n,))),
-                         tud.BatchSampler(_sampler(c.idxs), c.bs, c.dl))
-    def passes(c, k):
+    def data(c): return (tud.TensorDataset(torch.randn(c.n, 2), torch.randint(0, 10, (c.n,))),
+                         tud.BatchSampler(_sampler(c.idxs), c.bs, c.drop_last))
+    def passes(c, k=1):
         "`k` passes over your `DataLoader` made for `c`"
-        dl, n = DataLoader(*data(c), collate_fn=c.cf), len(tud.BatchSampler(c.idxs, c.bs, c.dl))
+        dl, n = DataLoader(*data(c), collate_fn=c.cf), len(tud.BatchSampler(c.idxs, c.bs, c.drop_last))
         return [_take(dl, n, 'batch', 'batches') for _ in range(k)]
-    def theirs(c):
-        ds, batchs = data(c)
-        return list(tud.DataLoader(ds, batch_sampler=batchs, collate_fn=c.cf))
-    def again(c):
-        one, two = passes(c, 2)
-        expect(len(two)==len(one), f"the second pass gave {_s(len(two), 'batch', 'batches')}, the first {len(one)} "
-               "(does `__iter__` use up an iterator made in `__init__`?)")
-        _same(two, one, 'the second pass')
-    call, same = 'DataLoader(ds, batchs, collate_fn=collate)', _vs(lambda c: passes(c, 1)[0], theirs, 'the batches')
+    def theirs(c): return list(tud.DataLoader((d := data(c))[0], batch_sampler=d[1], collate_fn=c.cf))
+    def batching(*cf): return _batching((False, True), loader=cf)
+    call, same = 'DataLoader(ds, batchs, collate_fn=collate)', _vs(lambda c: passes(c)[0], theirs, 'the batches')
     return _check('check_dataloader', DataLoader, timeout, [
-        Claim(f"gives the batches of PyTorch's `{call.replace('batchs', 'batch_sampler=batchs')}`",
-              _loading(collate, 'collate'), same),
-        Claim("uses the `collate_fn` it is given", _loading(_count, 'lambda b: [len(list(b))]'), same, 10),
-        Claim("hands `collate_fn` a list of items, so that PyTorch's `default_collate` works as one (beyond the "
-              "course: its `DataLoader` hands over a generator)", _loading(tud.default_collate, 'default_collate'),
-              same, 10),
-        Claim("iterating again gives the batches again (one pass per epoch)", _loading(collate, 'collate'), again)],
-        call)
+        (f"gives the batches of PyTorch's `{call.replace('batchs', 'batch_sampler=batchs')}`", batching(collate, 'collate'), same),
+        ("uses the `collate_fn` it is given", batching(_count, 'lambda b: [len(list(b))]'), same, 10),
+        ("hands `collate_fn` a list of items, so that PyTorch's `default_collate` works as one (beyond the course: its `DataLoader` hands "
+         "over a generator)", batching(tud.default_collate, 'default_collate'), same, 10),
+        ("iterating again gives the batches again (one pass per epoch)", batching(collate, 'collate'), _again(partial(passes, k=2)))], call)
 
 # %% ../nbs/05a_check.ipynb #3b8d4b98
 _cols = {'label': lambda m: torch.randint(0, 10, (m,)), 'image': lambda m: torch.rand(m, 3), 'score': torch.rand,
@@ -528,8 +472,7 @@ def _features(draw, lo, hi):
     names, m = draw(st.permutations(list(_cols)))[:draw(st.integers(lo, hi))], draw(st.integers(1, 5))
     fmt = 'torch' if 'image' in names else draw(st.sampled_from([None, 'torch']))  # vectors need torch's format
     idxs, as_torch = draw(st.lists(st.integers(0, m-1), min_size=1, max_size=4)), ", `with_format('torch')`,"*bool(fmt)
-    return Case(f"a dataset of {_s(m, 'row')} with features {names}{as_torch} and the items {idxs}", names=names,
-                m=m, fmt=fmt, idxs=idxs)
+    return Case(f"a dataset of {_s(m, 'row')} with features {names}{as_torch} and the items {idxs}", names=names, m=m, fmt=fmt, idxs=idxs)
 
 def check_collate_dict(collate_dict, # Your function, called as `collate_dict(ds)` on a Hugging Face dataset
                        timeout:float=10): # Seconds the whole check may take
@@ -540,27 +483,24 @@ def check_collate_dict(collate_dict, # Your function, called as `collate_dict(ds
         f, b = collate_dict(ds), [ds[i] for i in c.idxs]
         if pickled:
             try: f = pickle.loads(pickle.dumps(f))
-            except Exception as e: raise Fail(f"pickling the collate function raised {raised(e)}: return an object "
-                "of a class defined at the top level, with a `__call__` method, or a `functools.partial` of a "
-                "top-level function") from None
+            except Exception as e: raise Fail(f"pickling the collate function raised {raised(e)}: return an object of a class defined at "
+                "the top level, with a `__call__` method, or a `functools.partial` of a top-level function") from None
         expect(isinstance(got := f(b), tuple) and len(got)==len(c.names),
                f"expected a tuple of {len(c.names)}, {tuple(c.names)}, got {_what(got)}")
         for g,k in zip(got, c.names): _same(g, tud.default_collate(b)[k], f"the batched '{k}'")
     return _check('check_collate_dict', collate_dict, timeout, [
-        Claim("returns a tuple of the batched features, in the order of `ds.features`", _features(2, 4), batch, 20),
-        Claim("returns a tuple of one for a dataset with one feature (beyond the course: its `collate_dict` returns "
-              "the batched feature itself)", _features(1, 1), batch, 10),
-        Claim("the collate function can be pickled, as worker processes need on some platforms (beyond the course: "
-              "its `collate_dict` returns a function defined inside it)", _features(1, 4), partial(batch, pickled=True),
-              5)], 'collate_dict(ds)')
+        ("returns a tuple of the batched features, in the order of `ds.features`", _features(2, 4), batch, 20),
+        ("returns a tuple of one for a dataset with one feature (beyond the course: its `collate_dict` returns the batched feature itself)",
+         _features(1, 1), batch, 10),
+        ("the collate function can be pickled, as worker processes need on some platforms (beyond the course: its `collate_dict` returns "
+         "a function defined inside it)", _features(1, 4), partial(batch, pickled=True), 5)], 'collate_dict(ds)')
 
 # %% ../nbs/05a_check.ipynb #011c0967
 @composite
-def _batch(draw, returns=None):
-    "A batch `{'x': [...]}` of up to 4 numbers, and what `f` returns"
-    xs = draw(st.lists(st.integers(-5, 5), max_size=4))
-    return Case(f"`f` adding 1 to each of `b['x'] = {xs}`" + f" and returning `{returns}`"*bool(returns), xs=xs,
-                returns=returns)
+def _batch(draw):
+    "A batch `{'x': [...]}` of up to 4 numbers, and what `f` returns: `None`, as a function that changes the batch in place does, or not"
+    xs, returns = draw(st.lists(st.integers(-5, 5), max_size=4)), draw(st.sampled_from([None, {'x': []}]))
+    return Case(f"`f` adding 1 to each of `b['x'] = {xs}`" + f" and returning `{returns}`"*bool(returns), xs=xs, returns=returns)
 
 def check_inplace(inplace, # Your function, called as `inplace(f)`, where `f` changes a batch in place
                   timeout:float=10): # Seconds the whole check may take
@@ -584,8 +524,6 @@ def check_inplace(inplace, # Your function, called as `inplace(f)`, where `f` ch
         expect((name, doc)==(f.__name__, f.__doc__),
                f"the result is named {name!r}, with docstring {doc!r}: copy them with `functools.wraps(f)`")
     return _check('check_inplace', inplace, timeout, [
-        Claim("returns the batch it was given, changed by `f`", _batch(), batch, 10),
-        Claim("ignores what `f` returns", _batch({'x': []}), batch, 10),
-        Claim("calls `f` once per batch", _batch(), once, 10),
-        Claim("keeps `f`'s name and docstring (`functools.wraps`; beyond the course: its `inplace` doesn't)", _batch(),
-              named, 3)], 'inplace(f)')
+        ("returns the batch it was given, changed by `f`, whatever `f` returns", _batch(), batch, 10),
+        ("calls `f` once per batch", _batch(), once, 10),
+        ("keeps `f`'s name and docstring (`functools.wraps`; beyond the course: its `inplace` doesn't)", _batch(), named, 3)], 'inplace(f)')

@@ -2,8 +2,8 @@
 claim says it goes beyond the course, fails on a catalogue of realistic mistakes with a report that names the symptom,
 and stays quiet and reproducible. No outcome here depends on how fast the machine is. (The time limit is the engine's:
 tests/test_claims.py.)"""
-import functools, random, re, types
-import pytest, torch
+import functools, gc, random, re, types
+import hypothesis, pytest, torch
 import fastcore.all as fc
 import torch.nn.functional as F
 import torch.utils.data as tud
@@ -16,9 +16,18 @@ from miniai.training import Dataset, accuracy
 
 T = 300  # seconds a check may take in these tests: far more than any needs, however busy the machine
 
-@pytest.fixture(params=[10, pytest.param(40, marks=pytest.mark.slow)], ids=['10-cases', 'all-cases'])
+@pytest.fixture(scope='module', autouse=True)
+def warm():
+    """Each check runs in a forked child: hypothesis run once here first, and what exists so far kept out of garbage collection,
+    spare every child hypothesis's first-run work and copying most of this process's pages (together 3x faster)"""
+    hypothesis.given(hypothesis.strategies.integers())(hypothesis.settings(max_examples=1, database=None)(lambda x: None))()
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+@pytest.fixture(params=[5, pytest.param(40, marks=pytest.mark.slow)], ids=['5-cases', 'all-cases'])
 def cases(request, monkeypatch):
-    "Each claim tried on at most 10 cases in the quick selection, and on all it asks for (up to 40) in the full suite"
+    "Each claim tried on at most 5 cases in the quick selection, and on all it asks for (up to 40) in the full suite"
     monkeypatch.setattr(miniai.check, 'Claim', lambda text, case, test, n=40: Claim(text, case, test, min(n, request.param)))
 
 @pytest.fixture
@@ -163,7 +172,7 @@ def test_the_course_fails_only_claims_that_say_they_go_beyond_it(chk, cases):
     assert {x.claim for x in findings if x.ok is False} == beyond, findings  # those fail on its code, and no others
     assert {x.claim for x in findings if x.ok} >= {x.claim for x in findings} - beyond, findings  # the others hold
 
-def test_accuracy_passes_on_torcheval():
+def test_accuracy_passes_on_torcheval(cases):
     mca = pytest.importorskip('torcheval.metrics.functional').multiclass_accuracy
     assert check_accuracy(mca, timeout=T)
 
@@ -397,23 +406,23 @@ catalogue = [  # check, broken version, the claim that must fail, what its repor
     (check_sampler, NoLenSampler, '`len(sampler)`', r"TypeError: object of type 'NoLenSampler' has no len\(\)"),
     (check_sampler, ItemsSampler, 'unshuffled', r"an epoch is `\['item 0'\]`, expected a list of indices"),
     (check_sampler, EndlessSampler, 'unshuffled', r'for a dataset of 0 items: expected 0 indices, got more than 10: `\[0, 0,'),
-    (check_batch_sampler, DropLastBatch, 'keeps a last short batch', r'and a sampler of 1 index in order: expected 1 batch of size 1, got no batches'),
+    (check_batch_sampler, DropLastBatch, 'keeps a last short batch', r'and a sampler of 1 index, `\[0\]`: expected 1 batch of size 1, got no batches'),
     (check_batch_sampler, IgnoresDropLast, 'drop_last=True', r'expected no batches, got 1 batch of size 1'),
-    (check_batch_sampler, CountingBatchSampler, "sampler's order", r"of 2 indices `\[1, 0\]`: expected the indices in the sampler's "
-                                                                     r"order, `\[1, 0\]`, got `\[0, 1\]`"),
-    (check_batch_sampler, OnePassBatchSampler, 'iterating again', r'in the second pass, expected 1 batch of size 1, got no batches'),
+    (check_batch_sampler, CountingBatchSampler, "sampler's order", r"of 2 indices, `\[1, 0\]`: batch 0: expected `\[1\]`, the sampler's "
+                                                                     r"indices in its order, got `\[0\]`"),
+    (check_batch_sampler, OnePassBatchSampler, 'iterating again', r'the second pass gave 0 batches, the first 1 \(does `__iter__` use up'),
     (check_batch_sampler, LenFloorBatchSampler, '`len(batch_sampler)`', r'`len\(batch_sampler\)` gave 0, expected 1'),
     (check_batch_sampler, NoCheckBatchSampler, "isn't positive", r'`BatchSampler\(sampler, 0\)`.*instead of raising an error'),
     (check_batch_sampler, BatchSizeOnly, 'can be called as', r'calls `BatchSampler\(sampler, bs, drop_last=False\)`, as the lesson '
                                                              r'does, but yours is `BatchSizeOnly\(sampler, batch_size\)`'),
     (check_collate, collate_lists, 'stacked into one tensor', r'expected entry 0 of the batch to be a float32 tensor of shape \(1,\), got a tuple of 1 tensor'),
     (check_collate, collate_cat, 'one entry per part', r'RuntimeError: zero-dimensional tensor'),
-    (check_collate, collate_per_item, 'one entry per part', r'expected a tuple of 2, got a list of 1 tensor'),
+    (check_collate, collate_per_item, 'one entry per part', r'expected the batch to be a tuple of 2 tensors, got a list of 1 tensor'),
     (check_collate, course.collate, 'one part, or three', r"ValueError: not enough values to unpack \(expected 2, got 1\)"),
-    (check_collate, collate_none, 'one entry per part', r'expected a tuple of 2, got `None`'),
+    (check_collate, collate_none, 'one entry per part', r'expected the batch to be a tuple of 2 tensors, got `None`'),
     (check_dataloader, IgnoresCollateFn, 'uses the `collate_fn`', r'expected entry 0 of the batches to be a list of 1 int, got a tuple of 2 tensors'),
     (check_dataloader, OnePassLoader, 'iterating again', r'the second pass gave 0 batches, the first 1 \(does `__iter__` use up'),
-    (check_dataloader, SlicingLoader, 'batches of PyTorch', r"shuffled, `bs=\d+, drop_last=\w+`: expected (entry 0 of entry 0 of )?the batches"),
+    (check_dataloader, SlicingLoader, 'batches of PyTorch', r"`batchs` made by `BatchSampler\(sampler, \d+, drop_last=\w+\)` and a sampler of \d+ ind\w+, `\[[\d, ]+\]`: expected (entry 0 of entry 0 of )?the batches"),
     (check_dataloader, course.DataLoader, 'list of items', r"your code raised `TypeError: 'generator' object is not subscriptable"),
     (check_collate_dict, course.collate_dict, 'tuple of one', r"expected a tuple of 1, \('\w+',\), got an? \w+ tensor"),
     (check_collate_dict, course.collate_dict, 'pickled', r"pickling the collate function raised `AttributeError: Can't (pickle|get) local"),   # Python 3.13 says 'get'
@@ -445,12 +454,6 @@ def test_every_check_is_tested():
 
 # The machinery
 
-def test_report_is_quiet_and_reproducible(capfd, only):
-    only('keeps a last short batch')
-    a, b = check_batch_sampler(DropLastBatch, timeout=T), check_batch_sampler(DropLastBatch, timeout=T)
-    assert repr(a) == repr(b)
-    assert capfd.readouterr() == ('', '')  # hypothesis prints nothing, not even "Falsifying example"
-
 def test_an_endless_iterator_is_read_only_a_little(only, tmp_path):
     only('unshuffled')
     log = tmp_path/'reads'  # a line per index read, and one per pass: the claims may run in a forked process
@@ -466,36 +469,16 @@ def test_an_endless_iterator_is_read_only_a_little(only, tmp_path):
     passes = [[int(p.split()[0]), p.count('read')] for p in log.read_text().split('pass ')[1:]]
     assert max(n for n,_ in passes) >= 5 and all(k <= 2*n+11 for n,k in passes), passes  # a little past the length, no more
 
-def test_random_state_and_threads_left_alone(only):
-    only('a new order every epoch')
-    torch.manual_seed(3)
-    state, n = torch.get_rng_state(), torch.get_num_threads()
-    check_sampler(S.Sampler, timeout=T)
-    check_sampler(SameShuffle, timeout=T)
-    assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == n
-
-def test_result_reads_in_a_terminal_and_in_jupyter(only):
+def test_report_is_quiet_reproducible_and_reads_in_a_terminal_and_in_jupyter(capfd, only):
     only('keeps a last short batch')
-    res = check_batch_sampler(DropLastBatch, timeout=T)
+    res, again = check_batch_sampler(DropLastBatch, timeout=T), check_batch_sampler(DropLastBatch, timeout=T)
     text, md = repr(res), res._repr_markdown_()
-    assert text.startswith('check_batch_sampler(DropLastBatch): ') and '\n✗ keeps a last short batch' in text
+    assert text == repr(again) and capfd.readouterr() == ('', '')  # hypothesis prints nothing, not even "Falsifying example"
+    assert text.startswith('check_batch_sampler(DropLastBatch): ') and "\n✗ follows the sampler's order, and keeps a last short batch" in text
     assert '\n    with `BatchSampler(sampler, 2)`' in text
-    assert md.startswith('**`check_batch_sampler(DropLastBatch)`**') and '\n- ✗ keeps a last short batch' in md
+    assert md.startswith('**`check_batch_sampler(DropLastBatch)`**') and "\n- ✗ follows the sampler's order, and keeps" in md
     assert '\n  - with `BatchSampler(sampler, 2)`' in md
     assert CheckResult('t', [Finding('a <b> `c<d`', True)])._repr_markdown_().endswith('- ✓ a &lt;b> `c<d`')
-
-def test_an_error_is_reported_with_its_traceback_kept_aside(only):
-    only('one entry per part')
-    res = check_collate(collate_cat, timeout=T)
-    assert 'your code raised `RuntimeError: zero-dimensional tensor' in failed(res, 'one entry per part')
-    assert 'Traceback' in res.traceback and 'collate_cat' in res.traceback and 'cannot be concatenated' in res.traceback
-    assert check_collate(S.collate, timeout=T).traceback == 'Your code raised no errors.'
-
-@pytest.mark.parametrize('timeout,exc', [(0, ValueError), (-1, ValueError), (float('nan'), ValueError), (True, TypeError),
-                                         ('10', TypeError)])
-def test_a_bad_timeout_is_refused(timeout, exc):
-    with pytest.raises(exc, match=re.escape(f"timeout should be a positive number, but got timeout={timeout!r}")):
-        check_inplace(inplace, timeout=timeout)
 
 def test_signature_mismatch_stops_before_calling():
     res = check_batch_sampler(BatchSizeOnly, timeout=T)
@@ -506,12 +489,12 @@ def test_an_object_instead_of_a_class():
     res = check_sampler(S.Sampler(range(3)), timeout=T)
     assert 'expected a class or a function, got' in failed(res, 'can be called as') and 'not an object made from it' in repr(res)
 
-def test_a_sequential_model_of_a_list_is_named_and_checked_with_a_list():
+def test_a_sequential_model_of_a_list_is_named_and_checked_with_a_list(cases):
     res = check_sequential(course.SequentialModel, timeout=T)  # the lesson's first version too: one list
     assert not res and [f.ok for f in res.findings] == [False, True, True]
     assert 'checked by passing a list' in res.findings[0].detail
 
-def test_nn_module_is_held_to_pytorchs_rule(only):
+def test_nn_module_is_held_to_pytorchs_rule(only, cases):
     only('starting with `_`')
     res = check_module(nn.Module, timeout=T)
     assert "is a child too (PyTorch's rule" in repr(res) and res
