@@ -2,6 +2,7 @@
 
     python bench/bench_09.py            # Fashion-MNIST from nbs/fashion_mnist (see tools/seed_data.py)
     python bench/bench_09.py --smoke    # random images, two epochs: checks that both loops train alike; no timing
+    python bench/bench_09.py --only mlp # the MLP alone (or: --only cnn)
 
 Each epoch trains on the 60,000 training images and then evaluates on the 10,000 validation images, with the loss
 (weighted by batch size) and the accuracy of both parts summed on the device and turned into numbers once per epoch,
@@ -87,6 +88,7 @@ def main():
     p.add_argument('--epochs', type=int, default=0, help='epochs per loop and model (default: 12 for the MLP, 6 for the CNN)')
     p.add_argument('--bs', type=int, default=0,
                    help="training batch size (validation: twice as many); default: each lesson's, 1024 for the MLP, 256 for the CNN")
+    p.add_argument('--only', choices=['mlp', 'cnn'], help='time one of the two models only')
     a = p.parse_args()
     torch.set_num_threads(1)
     get_dls = random_dls if a.smoke else fashion_dls
@@ -95,6 +97,7 @@ def main():
     res = {}
     for name,get_model,flat,lr,epochs,bs in (('MLP 784-50-10', mlp, True, 0.2, 12, 1024),
                                              ("lesson 07's CNN", cnn, False, 0.1, 6, 256)):
+        if a.only and a.only!=get_model.__name__: continue
         epochs, bs = 2 if a.smoke else a.epochs or epochs, a.bs or bs
         print(f"\n{name}, lr {lr}, batch size {bs}, {epochs} epochs per loop")
         res[name] = compare(name, get_model, get_dls(bs, flat), lr, epochs)

@@ -16,10 +16,9 @@ def conv(ni:int, # Input channels
          nf:int, # Output channels: the number of kernels
          ks:int=3, # Kernel size, odd, so that padding `ks//2` keeps the size at stride 1
          stride:int=2, # Step between kernel positions; 2 halves the height and width
-         act:bool=True # Follow the convolution with a ReLU?
-        )->nn.Module:
+         act:bool=True): # Follow the convolution with a ReLU?
     "A `Conv2d` from `ni` to `nf` channels with `ks`×`ks` kernels and padding `ks//2`, followed by a ReLU if `act`."
-    if ks%2==0: raise ValueError(f"ks should be odd, but got ks={ks}: with padding ks//2 an even kernel makes the output one pixel larger than the input")
+    if ks%2==0: raise ValueError(f"ks should be odd, but got ks={ks}: with padding ks//2 an even kernel makes the output one pixel larger")
     res = nn.Conv2d(ni, nf, kernel_size=ks, stride=stride, padding=ks//2)
     return nn.Sequential(res, nn.ReLU()) if act else res
 

@@ -17,8 +17,7 @@ from .training import *
 from .validate import check_int, check_workers
 
 # %% ../nbs/05_datasets.ipynb #33fa59ef
-def to_tensor(im # A PIL image, or a numpy array H×W or H×W×C
-             )->torch.Tensor:
+def to_tensor(im): # A PIL image, or a numpy array H×W or H×W×C
     "Convert `im`, a PIL image or a numpy array H×W or H×W×C, to a float tensor C×H×W, as torchvision's `to_tensor` does: `uint8` pixels are divided by 255."
     a = np.array(im)
     if a.ndim not in (2, 3): raise ValueError(f"to_tensor needs an image of shape (H, W) or (H, W, C), but got shape {a.shape}")
@@ -26,8 +25,7 @@ def to_tensor(im # A PIL image, or a numpy array H×W or H×W×C
     return t.float()/255 if t.dtype==torch.uint8 else t.float()
 
 # %% ../nbs/05_datasets.ipynb #679775fc
-def inplace(f:callable # Changes a batch in place; what it returns is ignored
-           )->callable:
+def inplace(f:callable): # Changes a batch in place; what it returns is ignored
     "Turn `f`, which changes a batch in place (what it returns is ignored), into a transform that returns the batch, with `f`'s name."
     @wraps(f)
     def _f(b):
@@ -141,8 +139,7 @@ class DataLoaders:
 
 # %% ../nbs/05_datasets.ipynb #f99e29a0
 def tensorize(ds, # A split whose first feature is the images and second the labels
-              flat:bool=False # Flatten each image into a vector, for a linear model
-             )->Dataset:
+              flat:bool=False): # Flatten each image into a vector, for a linear model
     """Decode every image of `ds` (a split whose first feature is the images and second the labels) once with `to_tensor`,
     and keep them as float tensors N×C×H×W (N×CHW if `flat`, for a linear model) in a `Dataset`, with the labels."""
     ims, labels = ds.with_format(None).select_columns(list(ds.features)[:2])[:].values()

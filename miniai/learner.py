@@ -57,7 +57,8 @@ class Metric:
         "Add a batch's `calc(inps, *targs)`, weighted, keeping the total where the values are; returns `self`."
         v,w = self.calc(inps, *targs), weight if weight is not None else len(inps) if getattr(inps, 'ndim', 0) else 1
         if not isinstance(v, (Tensor, int, float)) or getattr(v, 'ndim', 0): raise (ValueError if isinstance(v, Tensor) else TypeError)(
-            f"metric {getattr(self.calc, '__qualname__', self.calc)} should give one number for a batch, but got {f'shape {tuple(v.shape)}' if isinstance(v, Tensor) else repr(v)}")
+            f"metric {getattr(self.calc, '__qualname__', self.calc)} should give one number for a batch, "
+            f"but got {f'shape {tuple(v.shape)}' if isinstance(v, Tensor) else repr(v)}")
         self.tot,self.n = self.tot + (v.detach().float() if isinstance(v, Tensor) else v)*w, self.n+w
         return self
     def compute(self): return self.tot/self.n if self.n else math.nan
@@ -71,9 +72,7 @@ class Accuracy(Metric):
         return (inps==targs).float().mean()
 
 # %% ../nbs/09_learner.ipynb #f3a90c2e
-def _cpu(t):
-    t = t.detach().cpu()
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+def _cpu(t): return t.detach().cpu().float() if t.dtype in (torch.float16, torch.bfloat16) else t.detach().cpu()
 
 def to_cpu(x): # A tensor, or mappings, lists, tuples and dataclasses of them (anything else is left as is)
     "Detach each tensor in `x` and copy it to the CPU, half precision as float32, walking `x` with `map_tensors`."
@@ -84,33 +83,27 @@ def _fmt(v): return f'{v:.4f}' if isinstance(v, float) else str(v)
 
 def _metric(k, m):
     if isinstance(m, type) or not callable(getattr(m, 'compute', m)): raise TypeError(
-        f"metric {k!r} should be an object with reset, update and compute, or a function f(preds, *targs), but got {m!r}"
-        + (f": pass {m.__name__}()" if isinstance(m, type) else ''))
+        f"metric {k!r} should be an object with reset, update and compute, or a function f(preds, *targs), but got {k}={m!r}")
     return m if hasattr(m, 'compute') else Metric(m)
-
-def _metrics(ms, metrics):
-    "The metrics by name: `ms` by their own (a function's, or an object's class), then `metrics`."
-    names = [getattr(m, '__name__', type(m).__name__) for m in ms] + list(metrics)
-    if 'loss' in names or len(set(names))<len(names): raise ValueError(
-        f"metric names should be unique and none 'loss' (MetricsCB adds it), but got {names}: name one by keyword")
-    return {k: _metric(k, m) for k,m in zip(names, [*ms, *metrics.values()])}
 
 class MetricsCB(Callback):
     "The loss and `metrics` over each epoch, training and validation: handed to `_log` and kept in `log`."
     def __init__(self,
                  *ms, # Metrics named after themselves: a function by its name, an object by its class
                  **metrics): # Metrics by name: objects with `reset`, `update`, `compute`, or functions `f(preds, *targs)`
-        self.metrics = _metrics(ms, metrics)
+        names = [getattr(m, '__name__', type(m).__name__) for m in ms] + list(metrics)
+        if 'loss' in names or len(set(names))<len(names): raise ValueError(f"metric names should be unique and not 'loss', but got {names}")
+        self.metrics = {k: _metric(k, m) for k,m in zip(names, [*ms, *metrics.values()])}
         self.loss,self.log = Metric(),[]
         self.all_metrics = {'loss': self.loss, **self.metrics}
 
     def before_fit(self, learn): learn.metrics,self.log = self,[]
     def before_epoch(self, learn):
         self.n_inp = next((cb.n_inp for cb in learn.cbs if hasattr(cb, 'n_inp')), 1)   # the targets come after the inputs
-        p = next(learn.model.parameters(), None)
+        dev = getattr(next(learn.model.parameters(), None), 'device', None)
         for m in self.all_metrics.values():
             m.reset()
-            if p is not None and callable(getattr(m, 'to', None)): m.to(p.device)   # torcheval's, to where the preds are
+            if dev and hasattr(m, 'to'): m.to(dev)   # torcheval's, to where the preds are
 
     def after_batch(self, learn):
         targs = learn.batch[self.n_inp:]
@@ -143,29 +136,27 @@ class with_cbs:
     def __call__(self, f):
         @wraps(f)
         def _f(o, *args, **kwargs):
-            err = None
             try:
                 o.callback(f'before_{self.nm}')
                 f(o, *args, **kwargs)
                 o.callback(f'after_{self.nm}')
             except _cancels[self.nm]: pass
-            except BaseException as e: err = e; raise
-            finally: _cleanup(o, self.nm, err)
+            except BaseException as e: _cleanup(o, self.nm, e); raise
+            _cleanup(o, self.nm, None)
         return _f
 
 # %% ../nbs/09_learner.ipynb #cc0acfd0
 def _cleanup(o, nm, err):
-    "Run every `cleanup_{nm}`, whatever raises. Up goes a Ctrl-C, else `err` (the stage's error, unless a cancel), else the first; the rest as notes."
+    "Run every `cleanup_{nm}` whatever raises; up goes a Ctrl-C, else `err` (unless a cancel), else the first error; the rest as notes."
     errs = []
     for cb in sorted(o.cbs, key=attrgetter('order')):
         try: getattr(cb, f'cleanup_{nm}', id)(o)
         except BaseException as e: errs.append((cb, e))
-    if not errs: return
-    real = err is not None and not isinstance(err, tuple(_cancels.values()))
-    top = next((e for _,e in errs if not isinstance(e, Exception)), err if real else errs[0][1])
+    if isinstance(err, tuple(_cancels.values())): err = None   # a cancel on its way up is no error: a cleanup's error goes up instead
+    top = next((e for _,e in errs if not isinstance(e, Exception)), err or next((e for _,e in errs), None))
     for cb,e in errs:
         msg = f"Then {type(cb).__name__}.cleanup_{nm} raised too:\n" + ''.join(traceback.format_exception(e)).rstrip()
-        if e is not top: top.add_note(msg) if hasattr(top, 'add_note') else warnings.warn(msg, RuntimeWarning)   # before Python 3.11: warnings
+        if e is not top: top.add_note(msg) if hasattr(top, 'add_note') else warnings.warn(msg, RuntimeWarning)   # before 3.11
     if top is not err: raise top
 
 # %% ../nbs/09_learner.ipynb #9ac94122
@@ -211,8 +202,7 @@ class Learner:
     def _fit(self, train, valid):
         for self.epoch in self.epochs:
             if train: self.one_epoch(True)
-            if valid:
-                with torch.no_grad(): self.one_epoch(False)
+            if valid: torch.no_grad()(self.one_epoch)(False)
 
 # %% ../nbs/09_learner.ipynb #57313115
 @patch
@@ -233,8 +223,7 @@ def fit(self:Learner,
         self._fit(train, valid)
     except tuple(_cancels.values()) as e:   # raised where there was nothing of its level to cancel
         nm = next(k for k,c in _cancels.items() if isinstance(e, c))
-        raise RuntimeError(f"{type(e).__name__} was raised where there was no {nm} to cancel: raise it from an event between "
-                           f"before_{nm} and after_{nm} (or deeper), not from a cleanup_* event or an event of a stage above") from e
+        raise RuntimeError(f"{type(e).__name__} was raised outside any {nm}: raise it between before_{nm} and after_{nm}") from e
     finally:
         for cb in cbs: self.cbs.remove(cb)
         self._fns = fns
@@ -253,17 +242,15 @@ def training(self:Learner)->bool: # Whether the model is in training mode
     return self.model.training
 
 # %% ../nbs/09_learner.ipynb #87c2dff9
-# Plumbing for `Learner`: its callbacks, each once; its checks; what to say about a cancel exception that got out, or an empty epoch.
+# Plumbing for `Learner`: its callbacks, each once; its checks; what to say about an empty epoch.
 _steps = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
 
 def _cbs(cbs, have=()):
     "`cbs` as an `L` of callbacks (anything with an `order`), each once, none of those in `have`; a callback that iterates is one."
-    res = fc.L()
-    for cb in fc.L([cbs] if hasattr(cbs, 'order') else cbs):
-        if isinstance(cb, type) or not hasattr(cb, 'order'): raise TypeError("cbs should hold callbacks (objects with an `order`, "
-            f"such as TrainCB()), but got {f'the class {cb.__name__}: pass {cb.__name__}()' if isinstance(cb, type) else repr(cb)}")
-        if all(cb is not o for o in [*have, *res]): res.append(cb)
-    return res
+    cbs = fc.L([cbs] if hasattr(cbs, 'order') else cbs)
+    if bad := [o for o in cbs if isinstance(o, type) or not hasattr(o, 'order')]: raise TypeError(
+        f"cbs should hold callbacks (objects with an `order`, such as TrainCB()), but got {bad[0]!r}")
+    return fc.L(cb for i,cb in enumerate(cbs) if all(cb is not o for o in [*have, *cbs[:i]]))
 
 def _check_fit(learn, n_epochs, train, valid, cbs, lr):
     "Fail before any work on bad arguments, or nothing to do the training steps of the stages asked for."
@@ -272,27 +259,23 @@ def _check_fit(learn, n_epochs, train, valid, cbs, lr):
     if lr is not None: check_real('lr', lr, gt=0)
     elif train and learn.opt_func: raise ValueError("fit needs a learning rate for opt_func, but got lr=None from fit and the Learner")
     missing = [s for s in (_steps if train else _steps[:2] if valid else ())
-               if not hasattr(type(learn), s) and not any(hasattr(cb, s) for cb in [*learn.cbs, *cbs])]
-    if missing: raise ValueError(f"nothing does the training steps {', '.join(missing)}: pass a callback with them, "
-                                 "such as TrainCB(), or use a learner with them, such as TrainLearner")
+               if not any(hasattr(o, s) for o in (type(learn), *learn.cbs, *cbs))]   # TrainLearner has them, Learner asks its callbacks
+    if missing: raise ValueError(f"nothing does the training steps {', '.join(missing)}: pass a callback with them, such as TrainCB()")
 
 def _no_batches(training):
     "An epoch without a batch: an error when training, which would learn nothing; a warning when validating."
-    if training: raise ValueError("dls.train gave no batches in this epoch: it should give them in every epoch (a generator gives them once: pass a list or a DataLoader)")
+    if training: raise ValueError("dls.train gave no batches in this epoch: a generator gives them once, pass a list or a DataLoader")
     warnings.warn("dls.valid gave no batches in this epoch: the validation loss and metrics are nan", RuntimeWarning)
 
 # %% ../nbs/09_learner.ipynb #31732040
 def _xy(b):
     "`b`, a batch the training steps can take: a tuple or a list, inputs first, then targets."
-    if isinstance(b, dict): raise TypeError(f"a batch should be a tuple (inputs, then targets), such as (x, y), but got a dict with "
-        f"keys {list(b)}: give the DataLoader collate_fn=collate_dict(ds) (from miniai.datasets), which makes that tuple")
+    if isinstance(b, dict): raise TypeError(f"a batch should be a tuple, but got a dict (keys {list(b)}): use collate_fn=collate_dict(ds)")
     return b
 
 class TrainCB(Callback):
     "Training steps as callbacks: `model(*inputs)`, `loss_func(preds, *targets)`, backward, step, zero_grad."
-    def __init__(self, n_inp:int=1): # How many of a batch's items (from the first) the model takes; the rest are targets
-        check_int('n_inp', n_inp)
-        self.n_inp = n_inp
+    def __init__(self, n_inp:int=1): self.n_inp = n_inp # How many of a batch's items (from the first) the model takes; the rest are targets
     def predict(self, learn): learn.preds = learn.model(*_xy(learn.batch)[:self.n_inp])
     def get_loss(self, learn): learn.loss = learn.loss_func(learn.preds, *learn.batch[self.n_inp:])
     def backward(self, learn): learn.loss.backward()
@@ -330,13 +313,12 @@ class ProgressCB(Callback):
         if self._new: self.losses += torch.stack(self._new).tolist()
         self._new,self._next = [],time.perf_counter()+self.refresh
         if self.losses: learn.dl.comment = f'{self.losses[-1]:.3f}'
-        val = [[len(learn.dls.train)*(i+1) for i in range(len(self.val_losses))], self.val_losses]
-        if self.plot: self.mbar.update_graph([[range(len(self.losses)), self.losses], val][:1+(len(self.val_losses)>1)])
+        n,k = len(learn.dls.train) if self.plot else 0,len(self.val_losses)
+        if self.plot: self.mbar.update_graph([[range(len(self.losses)), self.losses], [range(n, n*k+1, n), self.val_losses]][:1+(k>1)])
 
     def after_fit(self, learn): self.done = True
     def cleanup_fit(self, learn):
-        done = vars(self).pop('done', None)
-        if done is None: return   # this fit ended before ProgressCB's before_fit: nothing to close
+        if (done := vars(self).pop('done', None)) is None: return   # this fit ended before ProgressCB's before_fit: nothing to close
         if not done: self.mbar.on_iter_end()   # a cancelled fit leaves the bars open
         if hasattr(learn, 'metrics'): vars(learn.metrics).pop('_log', None)
         if hasattr(self.mbar, 'graph_fig'): plt.close(self.mbar.graph_fig)
@@ -388,9 +370,7 @@ class LRFinderCB(Callback):
         if 'saved' not in vars(self): return   # this fit ended before the finder's before_fit: nothing to put back
         _restore(learn, vars(self).pop('saved'))
         if not self.lrs: return
-        _,ax = plt.subplots(figsize=(6, 4))
-        ax.plot(self.lrs, self.losses)
-        ax.set(xscale='log', xlabel='learning rate', ylabel='training loss')
+        plt.figure(figsize=(6, 4)).add_subplot(xscale='log', xlabel='learning rate', ylabel='training loss').plot(self.lrs, self.losses)
 
 # %% ../nbs/09_learner.ipynb #da3ba7ea
 # Plumbing for `LRFinderCB`: what it puts back.
@@ -398,7 +378,7 @@ def _snapshot(learn):
     "What a measurement must give back: weights and buffers, each layer's mode, the gradients, the optimizer's state, the RNGs."
     m, cuda = learn.model, torch.cuda.is_available()
     return deepcopy(dict(weights=m.state_dict(), modes=[o.training for o in m.modules()], grads=[p.grad for p in m.parameters()],
-                         opt=learn.opt.state_dict(), rng=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if cuda else None))
+                         opt=learn.opt.state_dict(), rng=torch.get_rng_state(), cuda=cuda and torch.cuda.get_rng_state_all()))
 
 def _restore(learn, s):
     "Put back what `_snapshot` took."
@@ -407,7 +387,7 @@ def _restore(learn, s):
     for o,mode in zip(learn.model.modules(), s['modes']): o.training = mode
     for p,g in zip(learn.model.parameters(), s['grads']): p.grad = g
     torch.set_rng_state(s['rng'])
-    if s['cuda'] is not None: torch.cuda.set_rng_state_all(s['cuda'])
+    if s['cuda']: torch.cuda.set_rng_state_all(s['cuda'])
 
 # %% ../nbs/09_learner.ipynb #b62fb18c
 @patch
@@ -419,6 +399,5 @@ def lr_find(self:Learner,
     "Train with a learning rate growing from `start_lr` until the loss takes off, and plot it; the learner is restored."
     check_real('start_lr', start_lr, gt=0)
     check_int('max_epochs', max_epochs)
-    if not self.opt_func: raise ValueError("opt_func should build an optimizer for lr_find to run with, but got opt_func=None: "
-                                           "set one, such as learn.opt_func = optim.SGD")
+    if not self.opt_func: raise ValueError("opt_func should build an optimizer for lr_find, but got opt_func=None: set one, e.g. optim.SGD")
     self.fit(max_epochs, valid=False, lr=start_lr, cbs=LRFinderCB(gamma=gamma, max_mult=max_mult))

@@ -41,9 +41,8 @@ class Dataset:
 # %% ../nbs/04_minibatch_training.ipynb #1a046f81
 def _check_loader(k, dl):
     "Raise unless `dl` can be gone over once per epoch: an iterable, but no iterator, which the first pass would use up"
-    if not hasattr(dl, '__iter__') or hasattr(dl, '__next__'):
-        raise TypeError(f"{k} should be an iterable of batches (xb, yb) to go over each epoch, such as a DataLoader or a list, "
-                        f"not an iterator that one epoch uses up, but got {k}={dl!r}")
+    if not hasattr(dl, '__iter__') or hasattr(dl, '__next__'): raise TypeError(f"{k} should be an iterable of batches (xb, yb) to go "
+        f"over each epoch, such as a DataLoader or a list, not an iterator that one epoch uses up, but got {k}={dl!r}")
 
 def fit(epochs:int, # Passes over `train_dl`; 0 does nothing and returns `None`
         model:nn.Module, # The model to train

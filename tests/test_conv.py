@@ -17,7 +17,7 @@ Pair = namedtuple('Pair', 'x y')
 
 # conv
 
-@settings(max_examples=40)
+@settings(max_examples=15)
 @given(ni=st.integers(1, 3), nf=st.integers(1, 4), ks=st.sampled_from([1, 3, 5]), stride=st.integers(1, 3),
        n=st.integers(1, 12), act=st.booleans())
 def test_conv_matches_conv2d_with_half_padding(ni, nf, ks, stride, n, act):
@@ -99,7 +99,7 @@ def _moved(a, b):
     if isinstance(a, (list, tuple)): return type(b) is type(a) and len(b)==len(a) and all(map(_moved, a, b))
     return b is a
 
-@settings(max_examples=100)
+@settings(max_examples=40)
 @given(nested)
 def test_to_device(x):
     "Every tensor moves, however deeply nested in dicts, lists, tuples, namedtuples and dataclasses; the rest stays as it is"

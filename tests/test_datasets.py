@@ -1,6 +1,6 @@
 """Tests of `miniai.datasets` (lesson 05), on synthetic data or small slices of Fashion-MNIST (the `fashion_dd`
 fixture); nothing here is timed."""
-import inspect, pickle, re, subprocess, sys, textwrap
+import inspect, pickle, re
 from pathlib import Path
 import numpy as np, pytest, torch
 import matplotlib.pyplot as plt
@@ -8,7 +8,8 @@ from PIL import Image
 from datasets import Dataset as HFDataset, DatasetDict
 from torch.utils.data import DataLoader, default_collate
 from miniai.datasets import *
-from helpers import root, u8, image_dd, run_as_notebook
+from helpers import u8, image_dd
+from test_training import notebook   # a fixture: a notebook's `__main__`
 
 @pytest.fixture(scope='module')
 def small(fashion_dd):
@@ -269,22 +270,16 @@ def test_dataloaders_take_any_integral_batch_size(bs):
 def test_get_grid_takes_any_integral_type(n):
     assert get_grid(n, nrows=np.int32(1))[1].shape==(2,) and get_grid(5, ncols=n)[1].shape==(3, 2)
 
-def test_from_tensorized_checks_workers_before_decoding():
-    res = run_as_notebook('''
-        from datasets import Dataset, DatasetDict
-        from torch.utils.data import default_collate
-        from miniai.datasets import DataLoaders
-        dd = DatasetDict(train=Dataset.from_dict({'a': [1], 'b': [2]}), test=Dataset.from_dict({'a': [1], 'b': [2]}))  # no images
-        def tfm(b): return default_collate(b)
-        def init(i): pass
-        for kw in (dict(collate_fn=tfm), dict(worker_init_fn=init), dict(collate_fn=default_collate),
-                   dict(collate_fn=tfm, multiprocessing_context='fork'), dict(collate_fn=tfm, num_workers=0)):
-            kw = dict(num_workers=2, multiprocessing_context='spawn') | kw
-            try: DataLoaders.from_tensorized(dd, 4, **kw)
-            except Exception as e: print(type(e).__name__, str(e)[:60])
-    ''')
-    assert res.returncode == 0, res.stderr
-    lines = res.stdout.splitlines()
-    assert lines[0].startswith('ValueError collate_fn (tfm) needs tfm, defined in this notebook'), lines
-    assert lines[1].startswith('ValueError worker_init_fn (init) needs init, defined in this notebook'), lines
-    assert all(l.startswith('ValueError to_tensor needs an image') for l in lines[2:]) and len(lines)==5, lines
+@pytest.mark.parametrize('kw,msg', [
+    (dict(collate_fn='tfm'), 'collate_fn (tfm) needs tfm, defined in this notebook'),
+    (dict(worker_init_fn='init'), 'worker_init_fn (init) needs init, defined in this notebook'),
+    (dict(collate_fn=default_collate), 'to_tensor needs an image'),   # checked, found fine, then decoding fails
+    (dict(collate_fn='tfm', multiprocessing_context='fork'), 'to_tensor needs an image'),
+    (dict(collate_fn='tfm', num_workers=0), 'to_tensor needs an image'),
+])
+def test_from_tensorized_checks_workers_before_decoding(notebook, kw, msg):
+    "Functions from a notebook can't reach spawned workers: `from_tensorized` says so before it decodes (here, fails to)"
+    exec('def tfm(b): return b\ndef init(i): pass', vars(notebook))
+    dd = DatasetDict(train=HFDataset.from_dict({'a': [1], 'b': [2]}), test=HFDataset.from_dict({'a': [1], 'b': [2]}))  # no images
+    kw = dict(num_workers=2, multiprocessing_context='spawn') | {k: vars(notebook).get(v, v) if isinstance(v, str) else v for k,v in kw.items()}
+    with pytest.raises(ValueError, match=re.escape(msg)): DataLoaders.from_tensorized(dd, 4, **kw)

@@ -2,14 +2,13 @@
 checks of `miniai.check` (which hold each scratch piece to PyTorch's in tests/test_check.py): tied parameters, flags,
 bad input. Argument tests are one table per function: each row is a call and the error it must raise. The scratch
 `DataLoader`'s workers are tested in tests/test_workers.py."""
-import re
+import re, sys, types
 import numpy as np, pytest, torch
 import torch.utils.data as tud
 import torch.nn.functional as F
 from torch import nn, optim
 from miniai.training import Dataset, accuracy, fit, get_dls
 from miniai.scratch import BatchSampler, DataLoader, Module, Optimizer, Sampler
-from helpers import run_as_notebook
 
 def tensor_ds(n=100, d=3):
     x = torch.arange(n*d, dtype=torch.float32).reshape(n, d)
@@ -159,29 +158,24 @@ def test_fit_zero_epochs_is_a_no_op():
 def test_get_dls_refuses_bs(v, exc):
     with raises(exc, f'bs should be a positive integer value, but got bs={v!r}'): get_dls(tensor_ds(), tensor_ds(), v)
 
-def test_get_dls_refuses_a_notebook_class_for_spawned_workers():
-    code = '''
-        import torch
-        from miniai.training import Dataset, get_dls
-        class Local(Dataset): pass
-        ds, ok = Local(torch.zeros(8, 2), torch.arange(8)), Dataset(torch.zeros(8, 2), torch.arange(8))
-        for kw in (dict(train_ds=ds, valid_ds=ok), dict(train_ds=ok, valid_ds=ds), dict(train_ds=ok, valid_ds=ok, collate_fn=lambda b: b)):
-            try: get_dls(bs=4, num_workers=1, multiprocessing_context='spawn', **kw); print('built')
-            except ValueError as e: print(str(e).split(' needs')[0].split(" can't")[0])
-        get_dls(ds, ds, 4, num_workers=1, multiprocessing_context='fork'); get_dls(ds, ds, 4); print('fine')
-    '''
-    res = run_as_notebook(code)
-    assert res.stdout.splitlines() == ['train_ds (a Local)', 'valid_ds (a Local)', 'collate_fn (<lambda>)', 'fine'], res.stdout + res.stderr
+@pytest.fixture
+def notebook(monkeypatch):
+    "A `__main__` without a file, as a notebook's: what is defined there (`exec(code, vars(nb))`) spawned workers can't import"
+    nb = types.ModuleType('__main__')
+    monkeypatch.setitem(sys.modules, '__main__', nb)
+    return nb
 
-# any integral type is taken where an integer is, and does what the same Python `int` does
+def test_get_dls_refuses_a_notebook_class_for_spawned_workers(notebook):
+    exec('from miniai.training import Dataset\nclass Local(Dataset): pass\ncollate = lambda b: b', vars(notebook))
+    ds, ok = notebook.Local(torch.zeros(8, 2), torch.arange(8)), tensor_ds(8)
+    for kw,what in ((dict(train_ds=ds, valid_ds=ok), 'train_ds (a Local) needs Local'), (dict(train_ds=ok, valid_ds=ds), 'valid_ds (a Local)'),
+                    (dict(train_ds=ok, valid_ds=ok, collate_fn=notebook.collate), "collate_fn (<lambda>) can't be sent")):
+        with raises(ValueError, what): get_dls(bs=4, num_workers=1, multiprocessing_context='spawn', **kw)
+    for kw in (dict(num_workers=1, multiprocessing_context='fork'), {}): get_dls(ds, ds, 4, **kw)   # a forked worker has it; no worker needs it
 
-@pytest.mark.parametrize('call', [
-    lambda v: list(BatchSampler(Sampler(range(10)), v)),
-    lambda v: [b[1].tolist() for b in DataLoader(tensor_ds(8), [[0, 1], [2, 3]], n_workers=v-1)],
-    lambda v: [(dl.batch_size, next(iter(dl))[1].shape) for dl in get_dls(tensor_ds(), tensor_ds(), v)],
-    lambda v: fit_with(v),
-], ids=['BatchSampler.bs', 'DataLoader.n_workers', 'get_dls.bs', 'fit.epochs'])
-def test_integer_arguments_take_any_integral_type(call, capsys):
-    for v in (1, 2):
-        assert call(np.int64(v)) == call(v), v
-    assert type(get_dls(tensor_ds(), tensor_ds(), np.int64(4))[1].batch_size) is int   # PyTorch's loaders take only an `int`
+def test_get_dls_and_fit_take_any_integral_type(capsys):
+    "PyTorch's loaders take only a Python `int`: numpy's integers are converted"
+    dls = get_dls(tensor_ds(), tensor_ds(), np.int64(4))
+    assert type(dls[0].batch_size) is int and dls[1].batch_size == 8 and len(next(iter(dls[1]))[1]) == 8
+    assert fit_with(np.int64(2)) == fit_with(2) and list(BatchSampler(Sampler(range(5)), np.int64(2))) == [[0, 1], [2, 3], [4]]
+    assert [yb.tolist() for _,yb in DataLoader(tensor_ds(8), [[0, 1]], n_workers=np.int64(0))] == [[0, 1]]
