@@ -126,14 +126,18 @@ def rand_erase(x:Tensor, # Images, N×C×H×W, changed in place
     for on in _patches(x, pct, max_num): x.copy_(torch.where(_patch(x, pct, *_corner(x, pct))&on, torch.randn_like(x)*xs+xm, x))
     return x.clamp_(mn, mx)
 
-class RandErase(nn.Module):
-    "`rand_erase` as a layer, to go in an `nn.Sequential` of augmentations"
+class _PatchLayer(nn.Module):
+    "A patch augmentation `f(x, pct, max_num)` as a layer, to go in an `nn.Sequential` of augmentations"
     def __init__(self,
                  pct:float=0.2, # Each patch's share of the height and of the width
                  max_num:int=4): # Most patches per image; each image draws its own number, 0 to `max_num`
         super().__init__()
         fc.store_attr()
-    def forward(self, x): return rand_erase(x, self.pct, self.max_num)
+    def forward(self, x): return self.f(x, self.pct, self.max_num)
+
+class RandErase(_PatchLayer):
+    "`rand_erase` as a layer, to go in an `nn.Sequential` of augmentations"
+    f = staticmethod(rand_erase)
 
 # %% ../nbs/14_augment.ipynb #afd93189
 def rand_copy(x:Tensor, # Images, N×C×H×W, changed in place
@@ -146,11 +150,6 @@ def rand_copy(x:Tensor, # Images, N×C×H×W, changed in place
         x.copy_(torch.where(_patch(x, pct, y, z)&on, _shift(x, sy-y, sz-z), x))
     return x
 
-class RandCopy(nn.Module):
+class RandCopy(_PatchLayer):
     "`rand_copy` as a layer, to go in an `nn.Sequential` of augmentations"
-    def __init__(self,
-                 pct:float=0.2, # Each patch's share of the height and of the width
-                 max_num:int=4): # Most patches per image; each image draws its own number, 0 to `max_num`
-        super().__init__()
-        fc.store_attr()
-    def forward(self, x): return rand_copy(x, self.pct, self.max_num)
+    f = staticmethod(rand_copy)

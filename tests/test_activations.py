@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 import fastcore.all as fc
 import matplotlib.pyplot as plt
-from fastcore.docments import docments
 from torch import nn
 from miniai.training import Dataset, get_dls
 from miniai.datasets import DataLoaders, show_image
@@ -93,12 +92,6 @@ def test_course_signatures():
     assert sig(HooksCallback) == ['hookfunc', 'mod_filter', 'on_train', 'on_valid', 'mods']
     assert sig(ActivationStats)[0] == 'mod_filter' and sig(append_stats) == ['hook', 'mod', 'inp', 'outp']
 
-@pytest.mark.parametrize('nm', A.__all__)
-def test_docments_on_exports(nm):
-    o = getattr(A, nm)
-    assert inspect.getdoc(o)
-    d = docments(o.__init__ if isinstance(o, type) else o, full=True, args_kwargs=True)
-    assert not [k for k,v in d.items() if k not in ('self', 'return') and not v['docment']]
 
 # set_seed
 

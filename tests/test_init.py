@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 import fastcore.all as fc
 import matplotlib.pyplot as plt
-from fastcore.docments import docments
 from torch import nn
 from torch.nn import init
 from miniai.training import Dataset, get_dls
@@ -92,12 +91,6 @@ def test_course_signatures():
     assert sig(lsuv_init)[:4] == ['model', 'm', 'm_in', 'xb'] and sig(get_model) == ['act', 'nfs', 'norm']
     assert sig(conv) == ['ni', 'nf', 'ks', 'stride', 'act', 'norm', 'bias']
 
-@pytest.mark.parametrize('nm', I.__all__)
-def test_docments_on_exports(nm):
-    o = getattr(I, nm)
-    assert inspect.getdoc(o)
-    d = docments(o.__init__ if isinstance(o, type) else o, full=True, args_kwargs=True)
-    assert not [k for k,v in d.items() if k not in ('self', 'return') and not v['docment']]
 
 # Memory helpers
 

@@ -855,19 +855,3 @@ def test_bench_09_smoke():
     for get_model,flat in ((b.mlp, True), (b.cnn, False)):
         times, same = b.compare('smoke', get_model, b.random_dls(32, flat, n=128), 0.1, 2)
         assert same and len(times['learn', 'wall']) == 2
-
-def test_docments_on_exports():
-    import miniai.learner as m
-    from fastcore.docments import docments
-    for nm in m.__all__:
-        o = getattr(m, nm)
-        assert inspect.getdoc(o), nm
-        if isinstance(o, type) and issubclass(o, Exception): continue
-        f = o.__init__ if isinstance(o, type) else o
-        if f is object.__init__: continue
-        d = docments(f, full=True, args_kwargs=True)
-        missing = [k for k,v in d.items() if k not in ('self', 'return') and not v['docment']]
-        assert not missing, (nm, missing)
-    for f in (m.Learner.fit, m.Learner.one_epoch, m.Learner.callback, m.Learner.lr_find, m.Metric.update):
-        d = docments(f, full=True, args_kwargs=True)
-        assert inspect.getdoc(f) and not [k for k,v in d.items() if k not in ('self', 'return') and not v['docment']], f
